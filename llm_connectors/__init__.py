@@ -1,0 +1,184 @@
+"""llm-connectors: one class-based async interface to every LLM provider.
+
+    import llm_connectors as lc
+
+    async with lc.get_connector("openai") as conn:
+        resp = await conn.generate_chat(None, [{"role": "user", "content": "Hello"}])
+        print(resp.content)
+
+Names are loaded on first use, so ``import llm_connectors`` stays cheap and imports no
+provider module and no optional dependency.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from . import errors
+    from ._http import PoolLimits, Timeouts
+    from ._secrets import Secret
+    from .base import BaseConnector
+    from .definition import AuthSpec, Capability, ParameterDefinition, ServiceDefinition
+    from .errors import (
+        AllProvidersFailedError,
+        AuthenticationError,
+        CircuitOpenError,
+        ConfigurationError,
+        ContentFilterError,
+        ContextWindowExceededError,
+        InvalidRequestError,
+        LLMConnectorError,
+        NetworkError,
+        NoProviderAvailableError,
+        NotFoundError,
+        OverloadedError,
+        PermissionDeniedError,
+        ProtocolError,
+        ProviderError,
+        QuotaExceededError,
+        RateLimitError,
+        StreamInterruptedError,
+        TimeoutError,
+        UnsupportedCapabilityError,
+    )
+    from .registry import (
+        describe,
+        get_connector,
+        provider_ids,
+        register_connector,
+        register_openai_compatible,
+    )
+    from .requests import ChatRequest, EmbeddingRequest, HTTPRequest
+    from .stream import ChatStream, OpenStream, StreamDecoder
+    from .types import (
+        ChatChunk,
+        ChatResponse,
+        EmbeddingResponse,
+        Message,
+        ModelInfo,
+        ReasoningBlock,
+        ToolCall,
+        Usage,
+    )
+
+# public name -> defining module (relative); loaded by __getattr__ on first access.
+_LAZY: dict[str, str] = {
+    "AllProvidersFailedError": ".errors",
+    "AuthSpec": ".definition",
+    "AuthenticationError": ".errors",
+    "BaseConnector": ".base",
+    "Capability": ".definition",
+    "ChatChunk": ".types",
+    "ChatRequest": ".requests",
+    "ChatResponse": ".types",
+    "ChatStream": ".stream",
+    "CircuitOpenError": ".errors",
+    "ConfigurationError": ".errors",
+    "ContentFilterError": ".errors",
+    "ContextWindowExceededError": ".errors",
+    "EmbeddingRequest": ".requests",
+    "EmbeddingResponse": ".types",
+    "HTTPRequest": ".requests",
+    "InvalidRequestError": ".errors",
+    "LLMConnectorError": ".errors",
+    "Message": ".types",
+    "ModelInfo": ".types",
+    "NetworkError": ".errors",
+    "NoProviderAvailableError": ".errors",
+    "NotFoundError": ".errors",
+    "OpenStream": ".stream",
+    "OverloadedError": ".errors",
+    "ParameterDefinition": ".definition",
+    "PermissionDeniedError": ".errors",
+    "PoolLimits": "._http",
+    "ProtocolError": ".errors",
+    "ProviderError": ".errors",
+    "QuotaExceededError": ".errors",
+    "RateLimitError": ".errors",
+    "ReasoningBlock": ".types",
+    "Secret": "._secrets",
+    "ServiceDefinition": ".definition",
+    "StreamDecoder": ".stream",
+    "StreamInterruptedError": ".errors",
+    "TimeoutError": ".errors",
+    "Timeouts": "._http",
+    "ToolCall": ".types",
+    "UnsupportedCapabilityError": ".errors",
+    "Usage": ".types",
+    "describe": ".registry",
+    "get_connector": ".registry",
+    "provider_ids": ".registry",
+    "register_connector": ".registry",
+    "register_openai_compatible": ".registry",
+}
+
+__all__ = [
+    "AllProvidersFailedError",
+    "AuthSpec",
+    "AuthenticationError",
+    "BaseConnector",
+    "Capability",
+    "ChatChunk",
+    "ChatRequest",
+    "ChatResponse",
+    "ChatStream",
+    "CircuitOpenError",
+    "ConfigurationError",
+    "ContentFilterError",
+    "ContextWindowExceededError",
+    "EmbeddingRequest",
+    "EmbeddingResponse",
+    "HTTPRequest",
+    "InvalidRequestError",
+    "LLMConnectorError",
+    "Message",
+    "ModelInfo",
+    "NetworkError",
+    "NoProviderAvailableError",
+    "NotFoundError",
+    "OpenStream",
+    "OverloadedError",
+    "ParameterDefinition",
+    "PermissionDeniedError",
+    "PoolLimits",
+    "ProtocolError",
+    "ProviderError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "ReasoningBlock",
+    "Secret",
+    "ServiceDefinition",
+    "StreamDecoder",
+    "StreamInterruptedError",
+    "TimeoutError",
+    "Timeouts",
+    "ToolCall",
+    "UnsupportedCapabilityError",
+    "Usage",
+    "__version__",
+    "describe",
+    "errors",
+    "get_connector",
+    "provider_ids",
+    "register_connector",
+    "register_openai_compatible",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "errors":
+        return importlib.import_module(".errors", __name__)
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'llm_connectors' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

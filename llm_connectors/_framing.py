@@ -1,0 +1,143 @@
+"""Incremental Server-Sent Events and NDJSON framers.
+
+Both take raw bytes exactly as the network delivers them, in any split, and return complete
+events. Lines end at CR, LF or CRLF (never at U+2028 and friends, which ``str.splitlines``
+would split on); a CRLF pair split across two reads is one line end; UTF-8 is decoded per
+complete line, so a character straddling two reads is intact. Sizes are capped so a hostile
+or broken server cannot exhaust memory (RELIABILITY.md §6.6).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from . import _json
+from .errors import ProtocolError
+
+MAX_LINE_BYTES = 1 << 20  # 1 MiB
+MAX_EVENT_BYTES = 4 << 20  # 4 MiB
+_BOM = "\ufeff"
+
+
+class SSEEvent(NamedTuple):
+    """One dispatched server-sent event."""
+
+    event: str
+    data: str
+    id: str | None = None
+
+
+class _LineSplitter:
+    """Splits a byte stream into complete lines on CR, LF or CRLF."""
+
+    __slots__ = ("_buf", "_skip_lf", "max_line")
+
+    def __init__(self, max_line: int) -> None:
+        self._buf = b""
+        self._skip_lf = False
+        self.max_line = max_line
+
+    def feed(self, data: bytes) -> list[bytes]:
+        if self._skip_lf and data:
+            self._skip_lf = False
+            if data[:1] == b"\n":
+                data = data[1:]
+        buf = self._buf + data if self._buf else data
+        if b"\r" in buf:
+            if buf[-1:] == b"\r":
+                # The LF that may follow belongs to this line end, not to a new empty line.
+                self._skip_lf = True
+            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = buf.split(b"\n")
+        rest = lines.pop()
+        if len(rest) > self.max_line:
+            raise ProtocolError(f"stream line longer than {self.max_line} bytes")
+        self._buf = rest
+        return lines
+
+    @property
+    def pending(self) -> bytes:
+        return self._buf
+
+
+class SSEDecoder:
+    """Incremental SSE parser following the WHATWG event-stream rules.
+
+    ``feed()`` returns the events completed by the bytes given; ``close()`` checks that the
+    stream did not end in the middle of an event (a cut stream is an error, not an end).
+    """
+
+    __slots__ = ("_data", "_data_size", "_event", "_id", "_lines", "_started")
+
+    def __init__(self, *, max_line: int = MAX_LINE_BYTES) -> None:
+        self._lines = _LineSplitter(max_line)
+        self._event = ""
+        self._data: list[str] = []
+        self._data_size = 0
+        self._id: str | None = None
+        self._started = False
+
+    def feed(self, data: bytes) -> list[SSEEvent]:
+        events: list[SSEEvent] = []
+        for raw in self._lines.feed(data):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ProtocolError("stream is not valid UTF-8") from None
+            if not self._started:
+                self._started = True
+                if line.startswith(_BOM):
+                    line = line[1:]
+            if not line:
+                if self._data:
+                    events.append(SSEEvent(self._event or "message", "\n".join(self._data), self._id))
+                self._event = ""
+                self._data = []
+                self._data_size = 0
+                continue
+            if line[0] == ":":
+                continue  # comment / keep-alive
+            field, sep, value = line.partition(":")
+            if sep and value[:1] == " ":
+                value = value[1:]
+            if field == "data":
+                self._data_size += len(value) + 1
+                if self._data_size > MAX_EVENT_BYTES:
+                    raise ProtocolError(f"stream event larger than {MAX_EVENT_BYTES} bytes")
+                self._data.append(value)
+            elif field == "event":
+                self._event = value
+            elif field == "id" and "\0" not in value:
+                self._id = value
+            # "retry" and unknown fields are ignored, as the spec requires.
+        return events
+
+    def close(self) -> None:
+        """Raise :class:`ProtocolError` if the stream ended inside an event."""
+        if self._data or self._lines.pending.strip():
+            raise ProtocolError("stream ended in the middle of an event")
+
+
+class NDJSONDecoder:
+    """Incremental newline-delimited JSON parser (Ollama's stream format)."""
+
+    __slots__ = ("_lines", "provider")
+
+    def __init__(self, *, max_line: int = MAX_LINE_BYTES, provider: str | None = None) -> None:
+        self._lines = _LineSplitter(max_line)
+        self.provider = provider
+
+    def feed(self, data: bytes) -> list[Any]:
+        out = []
+        for line in self._lines.feed(data):
+            if line.strip():
+                out.append(_json.loads(line, provider=self.provider, what="stream line"))
+        return out
+
+    def close(self) -> list[Any]:
+        """Return a last object sent without a trailing newline; raise if it is cut short."""
+        rest = self._lines.pending
+        self._lines = _LineSplitter(self._lines.max_line)
+        if not rest.strip():
+            return []
+        return [_json.loads(rest, provider=self.provider, what="final stream line")]

@@ -1,0 +1,178 @@
+"""Turning caller input (dicts or :class:`Message`) into validated messages, before any I/O."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .errors import InvalidRequestError
+from .types import ContentPart, Message, MessageInput, ReasoningBlock, ToolCall
+
+_ROLES = ("system", "user", "assistant", "tool")
+
+
+def normalize_messages(messages: Iterable[MessageInput] | str, provider: str) -> tuple[Message, ...]:
+    """Validate and normalise a conversation. A bare string is one user turn."""
+    if isinstance(messages, str):
+        return (Message(role="user", content=messages),)
+    if isinstance(messages, Mapping):
+        raise InvalidRequestError(
+            "messages must be a list of messages, not a single dict; wrap it: [message]", provider=provider
+        )
+    out = tuple(_one(m, i, provider) for i, m in enumerate(messages))
+    if not out:
+        raise InvalidRequestError("messages is empty; pass at least one user message", provider=provider)
+    return out
+
+
+def _one(item: MessageInput, index: int, provider: str) -> Message:
+    if isinstance(item, Message):
+        # Trusted shape, but the role and parts still need checking (dataclasses do not validate).
+        return _build(index, provider, item.role, item.content, item.name, item.tool_calls,
+                      item.tool_call_id, item.reasoning)
+    if not isinstance(item, Mapping):
+        raise InvalidRequestError(
+            f"messages[{index}] must be a dict like {{'role': 'user', 'content': '...'}} or a Message, "
+            f"got {type(item).__name__}",
+            provider=provider,
+        )
+    unknown = set(item) - {"role", "content", "name", "tool_calls", "tool_call_id", "reasoning"}
+    if unknown:
+        raise InvalidRequestError(
+            f"messages[{index}] has unknown keys {sorted(unknown)}; allowed: role, content, name, "
+            "tool_calls, tool_call_id, reasoning",
+            provider=provider,
+        )
+    return _build(index, provider, item.get("role"), item.get("content"), item.get("name"),
+                  item.get("tool_calls") or (), item.get("tool_call_id"), item.get("reasoning") or ())
+
+
+def _build(index: int, provider: str, role: Any, content: Any, name: Any, tool_calls: Any,
+           tool_call_id: Any, reasoning: Any) -> Message:
+    where = f"messages[{index}]"
+    if role not in _ROLES:
+        raise InvalidRequestError(
+            f"{where}: role must be one of {', '.join(_ROLES)}, got {role!r}", provider=provider
+        )
+    content = _content(content, where, provider)
+    if name is not None and not isinstance(name, str):
+        raise InvalidRequestError(f"{where}: name must be a string", provider=provider)
+    calls: tuple[ToolCall, ...] = ()
+    if tool_calls:
+        if role != "assistant":
+            raise InvalidRequestError(f"{where}: only assistant messages carry tool_calls", provider=provider)
+        calls = tuple(_tool_call(c, f"{where}.tool_calls[{i}]", provider) for i, c in enumerate(tool_calls))
+    if role == "tool":
+        if not isinstance(tool_call_id, str) or not tool_call_id:
+            raise InvalidRequestError(
+                f"{where}: a tool message needs tool_call_id, the id of the call it answers",
+                provider=provider,
+            )
+    elif tool_call_id is not None:
+        raise InvalidRequestError(f"{where}: only tool messages carry tool_call_id", provider=provider)
+    if content is None and not calls and role != "assistant":
+        raise InvalidRequestError(f"{where}: content is missing", provider=provider)
+    blocks = tuple(_reasoning(b, f"{where}.reasoning", provider) for b in reasoning) if reasoning else ()
+    return Message(role=role, content=content, name=name, tool_calls=calls, tool_call_id=tool_call_id,
+                   reasoning=blocks)
+
+
+def _content(content: Any, where: str, provider: str) -> str | list[ContentPart] | None:
+    if content is None or isinstance(content, str):
+        return content
+    if not isinstance(content, (list, tuple)):
+        raise InvalidRequestError(
+            f"{where}: content must be a string or a list of parts, got {type(content).__name__}",
+            provider=provider,
+        )
+    parts: list[ContentPart] = []
+    for i, part in enumerate(content):
+        if isinstance(part, str):
+            parts.append({"type": "text", "text": part})
+            continue
+        kind = part.get("type") if isinstance(part, Mapping) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            parts.append({"type": "text", "text": part["text"]})
+        elif kind == "image_url":
+            image = part.get("image_url")
+            if isinstance(image, str):
+                image = {"url": image}
+            if not isinstance(image, Mapping) or not isinstance(image.get("url"), str) or not image["url"]:
+                raise InvalidRequestError(
+                    f"{where}.content[{i}]: image parts look like "
+                    "{'type': 'image_url', 'image_url': {'url': 'https://... or data:image/png;base64,...'}}",
+                    provider=provider,
+                )
+            url = image["url"]
+            if not url.startswith(("http://", "https://", "data:")):
+                raise InvalidRequestError(
+                    f"{where}.content[{i}]: image url must be http(s) or a data: URL", provider=provider
+                )
+            parts.append({"type": "image_url", "image_url": dict(image)})
+        else:
+            raise InvalidRequestError(
+                f"{where}.content[{i}]: unsupported part {kind!r}; use 'text' or 'image_url' parts",
+                provider=provider,
+            )
+    return parts
+
+
+def _tool_call(call: Any, where: str, provider: str) -> ToolCall:
+    if isinstance(call, ToolCall):
+        return call
+    if not isinstance(call, Mapping):
+        raise InvalidRequestError(f"{where}: must be a ToolCall or a dict", provider=provider)
+    call_id = call.get("id")
+    function = call.get("function")
+    if isinstance(function, Mapping):  # the OpenAI wire shape
+        name, arguments = function.get("name"), function.get("arguments")
+    else:
+        name, arguments = call.get("name"), call.get("arguments")
+    if not isinstance(call_id, str) or not call_id or not isinstance(name, str) or not name:
+        raise InvalidRequestError(f"{where}: a tool call needs a string 'id' and 'name'", provider=provider)
+    if arguments is None:
+        return ToolCall(id=call_id, name=name, arguments={})
+    if isinstance(arguments, str):
+        parsed = ToolCall.from_json_text(call_id, name, arguments)
+        if parsed.parse_error:
+            raise InvalidRequestError(f"{where}: arguments are not a JSON object: {parsed.parse_error}",
+                                      provider=provider)
+        return parsed
+    if isinstance(arguments, Mapping):
+        return ToolCall(id=call_id, name=name, arguments=dict(arguments))
+    raise InvalidRequestError(f"{where}: arguments must be a dict or JSON text", provider=provider)
+
+
+def _reasoning(block: Any, where: str, provider: str) -> ReasoningBlock:
+    if isinstance(block, ReasoningBlock):
+        return block
+    if isinstance(block, Mapping):
+        return ReasoningBlock(text=str(block.get("text", "")), signature=block.get("signature"),
+                              redacted_data=block.get("redacted_data"))
+    raise InvalidRequestError(f"{where}: reasoning blocks must be dicts or ReasoningBlock", provider=provider)
+
+
+def has_images(messages: Iterable[Message]) -> bool:
+    for message in messages:
+        content = message.content
+        if isinstance(content, list) and any(p.get("type") == "image_url" for p in content):
+            return True
+    return False
+
+
+def text_of(content: str | list[ContentPart] | None) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "".join(p["text"] for p in content if p.get("type") == "text")
+
+
+def tool_result_text(content: str | list[ContentPart] | None) -> str:
+    """Tool results as text (providers that only take strings)."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    if all(p.get("type") == "text" for p in content):
+        return text_of(content)
+    return json.dumps(content)

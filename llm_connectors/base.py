@@ -1,0 +1,692 @@
+"""``BaseConnector``: the public API every provider shares, and all of its I/O.
+
+A provider subclass is a pure translator. It declares a :class:`ServiceDefinition` and
+implements ``build_chat_request`` / ``parse_chat_response`` / ``create_stream_decoder``
+(plus the embedding and model-list pairs if it has them). Everything else lives here:
+validation before any I/O, the pooled HTTP client, auth headers, timeouts and deadlines,
+error classification, SSE/NDJSON framing, stream accumulation and lifecycle.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import logging
+import sys
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from types import TracebackType
+from typing import Any, ClassVar, Literal, TypeVar
+
+import anyio
+import httpx
+
+from . import _json
+from ._classify import ErrorInfo, classify, first_header, parse_error_body, transport_error
+from ._env import settings_from_env
+from ._framing import NDJSONDecoder, SSEDecoder
+from ._http import (
+    MAX_BODY_BYTES,
+    MAX_ERROR_BODY_BYTES,
+    PoolLimits,
+    Timeouts,
+    check_base_url,
+    join_url,
+    make_client,
+    read_bounded,
+)
+from ._messages import has_images, normalize_messages
+from ._secrets import Secret, check_header_value, check_headers, scrub
+from ._stats import ProviderStats
+from .definition import RESERVED_OPTIONS, Capability, ServiceDefinition
+from .errors import (
+    BuiltinTimeoutError,
+    ConfigurationError,
+    InvalidRequestError,
+    LLMConnectorError,
+    ProviderError,
+    UnsupportedCapabilityError,
+)
+from .requests import ChatRequest, EmbeddingRequest, HTTPRequest
+from .stream import ChatStream, OpenStream, StreamDecoder, StreamObserver
+from .types import ChatChunk, ChatResponse, EmbeddingResponse, MessageInput, ModelInfo, Usage
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
+
+__all__ = ["BaseConnector"]
+
+logger = logging.getLogger("llm_connectors")
+T = TypeVar("T")
+R = TypeVar("R")
+Req = TypeVar("Req", ChatRequest, EmbeddingRequest)
+C = TypeVar("C", bound="BaseConnector")
+MAX_MODEL_PAGES = 100
+_OPTION_CAPABILITIES = {"tools": Capability.TOOLS, "tool_choice": Capability.TOOLS,
+                        "response_format": Capability.JSON_MODE}
+
+
+class BaseConnector(abc.ABC):
+    """One provider behind the common interface.
+
+    Args:
+        api_key: The provider key (or token). Held so that no repr or error shows it.
+        base_url: API base URL; defaults to the definition's.
+        default_model: Chat model for calls that pass ``model=None``.
+        default_embedding_model: Embedding model for calls that pass ``model=None``.
+        timeout: Seconds for the overall deadline of each call, or a :class:`Timeouts`.
+        headers: Extra headers sent with every request (validated now, not at send time).
+        http_client: Your own ``httpx.AsyncClient``; the connector will not close it.
+        transport: An ``httpx.AsyncBaseTransport`` for the connector's own client (tests, proxies).
+        pool: Connection pool limits for the connector's own client.
+        provider_id: The id this instance answers to (defaults to ``definition.id``).
+    """
+
+    #: The declarative description of the provider; every subclass sets it.
+    definition: ClassVar[ServiceDefinition]
+    #: How the provider frames streams.
+    stream_format: ClassVar[Literal["sse", "ndjson"]] = "sse"
+    #: Response headers that carry the provider's request id, first match wins.
+    request_id_headers: ClassVar[tuple[str, ...]] = ("x-request-id", "request-id")
+    #: Provider error codes/types that name a more precise error class than the status.
+    error_codes: ClassVar[Mapping[str, type[LLMConnectorError]]] = {}
+    #: Most inputs one embedding request may carry; larger calls are split (None = no limit).
+    embedding_batch_size: ClassVar[int | None] = None
+    #: How many of those split embedding requests run at once.
+    embedding_concurrency: ClassVar[int] = 4
+
+    def __init__(
+        self,
+        *,
+        api_key: str | Secret | None = None,
+        base_url: str | None = None,
+        default_model: str | None = None,
+        default_embedding_model: str | None = None,
+        timeout: float | Timeouts | None = None,
+        headers: Mapping[str, str] | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        pool: PoolLimits | None = None,
+        provider_id: str | None = None,
+    ) -> None:
+        definition = self.definition
+        self.provider: str = provider_id or definition.id
+        self.base_url: str = check_base_url(base_url or definition.base_url)
+        self.default_model = default_model or definition.default_model
+        self.default_embedding_model = default_embedding_model or definition.default_embedding_model
+        self.timeouts = Timeouts.coerce(timeout)
+        self._api_key = Secret(api_key) if api_key is not None else None
+        if self._api_key is not None:
+            check_header_value("api_key", self._api_key.reveal(), secret=True)
+        elif definition.auth.required and definition.auth.kind != "none":
+            env = definition.auth.env_var
+            raise ConfigurationError(
+                f"{definition.name} needs an API key: pass api_key=..."
+                + (f" or set the {env} environment variable" if env else ""),
+                provider=self.provider,
+            )
+        self._headers = dict(headers or {})
+        check_headers(self._headers)
+        self._client = http_client
+        self._owns_client = http_client is None
+        self._transport = transport
+        self._pool = pool or PoolLimits()
+        self._closed = False
+        self._stats = ProviderStats()
+        self._urls: dict[str, str] = {}
+
+    @classmethod
+    def from_env(cls: type[C], environ: Mapping[str, str] | None = None, **kwargs: Any) -> C:
+        """Construct with ``api_key``/``base_url`` taken from the environment when not given."""
+        return cls(**settings_from_env(cls.definition, kwargs, environ))
+
+    # -- the translator interface (what a provider implements) ---------------------------------
+
+    @abc.abstractmethod
+    def build_chat_request(self, request: ChatRequest) -> HTTPRequest:
+        """Translate a validated chat request into the provider's HTTP request."""
+
+    @abc.abstractmethod
+    def parse_chat_response(self, data: Any, request: ChatRequest) -> ChatResponse:
+        """Translate the provider's JSON answer into a :class:`ChatResponse`."""
+
+    @abc.abstractmethod
+    def create_stream_decoder(self, request: ChatRequest) -> StreamDecoder:
+        """A fresh decoder for one stream of this provider's events."""
+
+    def build_embedding_request(self, request: EmbeddingRequest) -> HTTPRequest:
+        """Translate an embedding request (providers with the ``embeddings`` capability)."""
+        raise self._unsupported(Capability.EMBEDDINGS)
+
+    def parse_embedding_response(self, data: Any, request: EmbeddingRequest) -> EmbeddingResponse:
+        raise self._unsupported(Capability.EMBEDDINGS)
+
+    def build_list_models_request(self, cursor: str | None) -> HTTPRequest:
+        """The request for one page of models; ``cursor`` is what the last page returned."""
+        raise self._unsupported(Capability.LIST_MODELS)
+
+    def parse_list_models(self, data: Any) -> tuple[list[ModelInfo], str | None]:
+        """One page of models and the cursor of the next page (``None`` when done)."""
+        raise self._unsupported(Capability.LIST_MODELS)
+
+    def build_health_request(self) -> HTTPRequest:
+        """A cheap authenticated request; by default the first page of models."""
+        return self.build_list_models_request(None)
+
+    def auth_headers(self) -> dict[str, str]:
+        """Headers carrying the credential, built per request from the held secret."""
+        auth = self.definition.auth
+        if self._api_key is None or auth.kind == "none":
+            return {}
+        key = self._api_key.reveal()
+        if auth.kind == "bearer":
+            return {"authorization": "Bearer " + key}
+        return {auth.header: key}
+
+    def parse_error(self, status: int, body: bytes) -> ErrorInfo:
+        """Read the message and codes out of an error body (override for odd shapes)."""
+        return parse_error_body(status, body)
+
+    def error_from_payload(self, payload: Any, *, status: int | None = None) -> LLMConnectorError:
+        """The typed error for an error object that arrived *inside* a stream."""
+        body = _json.dumps(payload)
+        info = self.parse_error(status or 500, body)
+        err = classify(status or 500, info, {}, provider=self.provider, request_id=None,
+                       codes=self.error_codes)
+        if status is None:
+            err.status_code = None
+        return self._scrubbed(err)
+
+    # -- public API --------------------------------------------------------------------------
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """What this provider can do (see :class:`~llm_connectors.definition.Capability`)."""
+        return self.definition.capabilities
+
+    def is_compatible_model(self, model: str) -> bool:
+        """Whether ``model`` looks like one of this provider's models (by id prefix)."""
+        model = self._strip_prefix(model)
+        patterns = self.definition.model_patterns
+        return not patterns or model.startswith(patterns)
+
+    async def generate_chat(
+        self, model: str | None = None, messages: Iterable[MessageInput] | str = (), **options: Any
+    ) -> ChatResponse:
+        """Send a conversation and wait for the complete answer.
+
+        Args:
+            model: Model id, ``"provider:model"``, or ``None`` for the default model.
+            messages: Dicts in the OpenAI shape or :class:`~llm_connectors.Message` objects.
+            **options: ``temperature``, ``top_p``, ``max_tokens``, ``stop``, ``seed``, ``tools``,
+                ``tool_choice``, ``response_format``, ``timeout``, ``extra``,
+                ``provider_options`` and the provider's own declared options.
+
+        Raises:
+            InvalidRequestError: bad messages or options, before anything is sent.
+            UnsupportedCapabilityError: e.g. tools on a provider without tools.
+            LLMConnectorError: any provider or network failure, typed.
+        """
+        request = self.prepare_chat(model, messages, options, stream=False)
+        return await self.execute_chat(request)
+
+    def generate_chat_stream(
+        self, model: str | None = None, messages: Iterable[MessageInput] | str = (), **options: Any
+    ) -> ChatStream:
+        """Stream the answer. Options are validated now; the request is sent on first iteration.
+
+        Use ``async with conn.generate_chat_stream(...) as stream:`` to guarantee the HTTP
+        response is closed however the loop ends.
+        """
+        request = self.prepare_chat(model, messages, options, stream=True)
+        return ChatStream(lambda: self.open_stream(request), observer=self._stream_observer())
+
+    async def generate_embedding(
+        self, model: str | None = None, input: str | Sequence[str] = (), **options: Any
+    ) -> EmbeddingResponse:
+        """Embed one text or many; ``embeddings`` keeps input order."""
+        request = self.prepare_embedding(model, input, options)
+        return await self.execute_embedding(request)
+
+    async def list_models(self) -> list[ModelInfo]:
+        """Every model the provider lists (all pages)."""
+        if Capability.LIST_MODELS not in self.capabilities:
+            raise self._unsupported(Capability.LIST_MODELS)
+        deadline = anyio.current_time() + self.timeouts.total
+        models: list[ModelInfo] = []
+        cursor: str | None = None
+        for _ in range(MAX_MODEL_PAGES):
+            data = await self._request_json(self.build_list_models_request(cursor), deadline, "model list")
+            page, cursor = self.parse_list_models(data)
+            models.extend(page)
+            if not cursor:
+                break
+        return models
+
+    async def health_check(self) -> bool:
+        """True when the provider answers an authenticated request within a short deadline."""
+        deadline = anyio.current_time() + min(10.0, self.timeouts.total)
+        try:
+            await self._request_json(self.build_health_request(), deadline, "health check")
+        except LLMConnectorError as exc:
+            logger.debug("health check of %s failed: %s", self.provider, type(exc).__name__)
+            return False
+        return True
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """Counters per provider: requests, errors by kind, latency, tokens."""
+        return {self.provider: self._stats.snapshot()}
+
+    async def aclose(self) -> None:
+        """Close the connector's HTTP client (not one you passed in). Safe to call twice."""
+        self._closed = True
+        client, self._client = self._client, None
+        if client is not None and self._owns_client:
+            await client.aclose()
+
+    async def __aenter__(self: T) -> T:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return (f"<{type(self).__name__} provider={self.provider!r} base_url={self.base_url!r} "
+                f"default_model={self.default_model!r}>")
+
+    # -- preparing requests (validation, before any I/O) ---------------------------------------
+
+    def prepare_chat(self, model: str | None, messages: Iterable[MessageInput] | str,
+                     options: Mapping[str, Any], *, stream: bool) -> ChatRequest:
+        """Validate a chat call into a :class:`ChatRequest`; raises before anything is sent."""
+        if stream and Capability.STREAMING not in self.capabilities:
+            raise self._unsupported(Capability.STREAMING)
+        resolved = self._resolve_model(model, self.default_model, "chat")
+        msgs = normalize_messages(messages, self.provider)
+        params, extra, timeout = self._split_options(options)
+        caps = self.capabilities
+        for name in params:
+            needed = _OPTION_CAPABILITIES.get(name)
+            if needed is not None and needed not in caps:
+                raise self._unsupported(needed, f"option {name!r}")
+        checked = self.definition.validate_options(params)
+        response_format = checked.get("response_format")
+        if response_format and response_format["type"] == "json_schema" \
+                and Capability.JSON_SCHEMA not in caps:
+            raise self._unsupported(Capability.JSON_SCHEMA, "response_format json_schema")
+        if Capability.VISION not in caps and has_images(msgs):
+            raise self._unsupported(Capability.VISION, "image content")
+        choice = checked.get("tool_choice")
+        if isinstance(choice, dict):
+            names = {t["function"]["name"] for t in checked.get("tools", ())}
+            if choice["function"]["name"] not in names:
+                raise InvalidRequestError(
+                    f"tool_choice names {choice['function']['name']!r}, which is not among tools "
+                    f"{sorted(names)}", provider=self.provider)
+        return ChatRequest(resolved, msgs, checked, extra, stream, timeout)
+
+    def prepare_embedding(self, model: str | None, input: str | Sequence[str],
+                          options: Mapping[str, Any]) -> EmbeddingRequest:
+        """Validate an embedding call; raises before anything is sent."""
+        if Capability.EMBEDDINGS not in self.capabilities:
+            raise self._unsupported(Capability.EMBEDDINGS)
+        resolved = self._resolve_model(model, self.default_embedding_model, "embedding")
+        inputs = (input,) if isinstance(input, str) else tuple(input)
+        if not inputs:
+            raise InvalidRequestError("input is empty; pass a string or a list of strings",
+                                      provider=self.provider)
+        for i, text in enumerate(inputs):
+            if not isinstance(text, str):
+                raise InvalidRequestError(f"input[{i}] must be a string, got {type(text).__name__}",
+                                          provider=self.provider)
+        params, extra, timeout = self._split_options(options)
+        checked = self.validate_embedding_options(params)
+        return EmbeddingRequest(resolved, inputs, checked, extra, timeout)
+
+    def validate_embedding_options(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Embedding options; by default only ``dimensions`` (a positive int) is accepted."""
+        out: dict[str, Any] = {}
+        for name, value in params.items():
+            if name != "dimensions":
+                from .definition import unknown_option_error
+
+                raise unknown_option_error(name, ["dimensions"], self.provider)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidRequestError(f"option 'dimensions' must be an integer >= 1, got {value!r}",
+                                          provider=self.provider)
+            out[name] = value
+        return out
+
+    def _split_options(
+        self, options: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any] | None, float]:
+        params: dict[str, Any] = {}
+        extra: dict[str, Any] | None = None
+        timeout = self.timeouts.total
+        for name, value in options.items():
+            if name not in RESERVED_OPTIONS:
+                params[name] = value
+            elif value is None:
+                continue
+            elif name == "timeout":
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                    raise InvalidRequestError(f"option 'timeout' must be a positive number of seconds, "
+                                              f"got {value!r}", provider=self.provider)
+                timeout = float(value)
+            elif name == "extra":
+                if not isinstance(value, Mapping):
+                    raise InvalidRequestError("option 'extra' must be a dict of body fields",
+                                              provider=self.provider)
+                extra = _deep_merge(extra or {}, value)
+            else:
+                own = self._own_provider_options(value)
+                if own:
+                    extra = _deep_merge(extra or {}, own)
+        return params, extra, timeout
+
+    def _own_provider_options(self, value: Any) -> Mapping[str, Any] | None:
+        if not isinstance(value, Mapping):
+            raise InvalidRequestError(
+                "provider_options must be a dict keyed by provider id, like {'ollama': {'keep_alive': '5m'}}",
+                provider=self.provider)
+        from .registry import check_provider_ids
+
+        check_provider_ids(value.keys(), what="provider_options")
+        mine = None
+        for key in (self.provider, self.definition.id, *self.definition.aliases):
+            entry = value.get(key)
+            if entry is not None:
+                if not isinstance(entry, Mapping):
+                    raise InvalidRequestError(f"provider_options[{key!r}] must be a dict of body fields",
+                                              provider=self.provider)
+                mine = entry if mine is None else _deep_merge(dict(mine), entry)
+        return mine
+
+    def _strip_prefix(self, model: str) -> str:
+        prefix, sep, rest = model.partition(":")
+        if sep and (prefix in (self.provider, self.definition.id) or prefix in self.definition.aliases):
+            return rest
+        return model
+
+    def _resolve_model(self, model: str | None, default: str | None, kind: str) -> str:
+        if model is not None:
+            if not isinstance(model, str) or not model.strip():
+                raise InvalidRequestError(f"model must be a non-empty string, got {model!r}",
+                                          provider=self.provider)
+            stripped = self._strip_prefix(model)
+            if stripped is model:
+                prefix, sep, _ = model.partition(":")
+                from .registry import is_provider_id
+
+                if sep and is_provider_id(prefix):
+                    raise InvalidRequestError(
+                        f"model {model!r} is routed to provider {prefix!r}, but this connector is "
+                        f"{self.provider!r}; use a fallback chain or get_connector({prefix!r})",
+                        provider=self.provider)
+            model = stripped or None
+        resolved = model or default
+        if not resolved:
+            raise ConfigurationError(
+                f"no {kind} model given and {self.provider} has no default {kind} model; "
+                f"pass model=... or set default_{'embedding_' if kind == 'embedding' else ''}model",
+                provider=self.provider)
+        return resolved
+
+    def _unsupported(self, capability: str, what: str | None = None) -> UnsupportedCapabilityError:
+        subject = what or capability.replace("_", " ")
+        return UnsupportedCapabilityError(
+            f"{self.definition.name} does not support {subject} (capability {capability!r}); "
+            f"it supports: {', '.join(sorted(self.capabilities))}",
+            provider=self.provider)
+
+    # -- execution (the seams resilience wraps) -------------------------------------------------
+
+    def start(self, request: Req) -> Req:
+        """Fix the absolute deadline of a request that has none yet (on anyio's clock)."""
+        if request.deadline is None:
+            return replace(request, deadline=anyio.current_time() + request.timeout)
+        return request
+
+    async def execute_chat(self, request: ChatRequest) -> ChatResponse:
+        """Run a prepared chat request through this connector's policies."""
+        return await self._observed(self._attempt_chat, self.start(request))
+
+    async def open_stream(self, request: ChatRequest) -> OpenStream:
+        """Open a prepared stream through the policies, up to its first chunk."""
+        self._stats.requests += 1
+        try:
+            return await self._attempt_stream(self.start(request))
+        except BaseException as exc:
+            self._stats.record_error(exc)
+            raise
+
+    async def execute_embedding(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        """Run a prepared embedding request, split into batches over the provider's limit."""
+        request = self.start(request)
+        size = self.embedding_batch_size
+        if size is None or len(request.inputs) <= size:
+            return await self._observed(self._attempt_embedding, request)
+        batches = [replace(request, inputs=request.inputs[i:i + size])
+                   for i in range(0, len(request.inputs), size)]
+        results: list[EmbeddingResponse | None] = [None] * len(batches)
+        limiter = anyio.CapacityLimiter(self.embedding_concurrency)
+
+        async def run(index: int, batch: EmbeddingRequest) -> None:
+            async with limiter:
+                results[index] = await self._observed(self._attempt_embedding, batch)
+
+        try:
+            async with anyio.create_task_group() as tg:
+                for index, batch in enumerate(batches):
+                    tg.start_soon(run, index, batch)
+        except BaseExceptionGroup as group:  # one failed batch fails the call, with its own error
+            raise _first_error(group) from None
+        done = [r for r in results if r is not None]
+        usage = Usage()
+        for part in done:
+            usage = usage + part.usage
+        return EmbeddingResponse(
+            embeddings=[vector for part in done for vector in part.embeddings],
+            model=done[0].model, provider=self.provider, usage=usage)
+
+    async def _observed(self, attempt: Callable[[Req], Awaitable[R]], request: Req) -> R:
+        stats = self._stats
+        stats.requests += 1
+        started = time.perf_counter()
+        try:
+            result = await attempt(request)
+        except BaseException as exc:
+            stats.record_error(exc)
+            raise
+        stats.record_success(time.perf_counter() - started, getattr(result, "usage", None))
+        return result
+
+    def _stream_observer(self) -> StreamObserver:
+        stats = self._stats
+
+        def observe(response: ChatResponse | None, error: BaseException | None, seconds: float,
+                    ttft: float | None) -> None:
+            if response is not None:
+                stats.record_success(seconds, response.usage, ttft)
+            elif error is not None:
+                stats.record_error(error)
+
+        return observe
+
+    # -- one attempt over HTTP (what retries repeat) -------------------------------------------
+
+    async def _attempt_chat(self, request: ChatRequest) -> ChatResponse:
+        data = await self._request_json(self._built(self.build_chat_request(request), request.extra),
+                                        request.deadline, "chat response")
+        return self.parse_chat_response(data, request)
+
+    async def _attempt_embedding(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        data = await self._request_json(self._built(self.build_embedding_request(request), request.extra),
+                                        request.deadline, "embedding response")
+        return self.parse_embedding_response(data, request)
+
+    async def _attempt_stream(self, request: ChatRequest) -> OpenStream:
+        http_request = self._built(self.build_chat_request(request), request.extra)
+        deadline = request.deadline
+        try:
+            with _deadline_scope(deadline):
+                response = await self._send(http_request)
+        except (httpx.HTTPError, BuiltinTimeoutError) as exc:
+            raise transport_error(exc, self.provider, "opening the stream") from exc
+        decoder = self.create_stream_decoder(request)
+        rest = self._stream_chunks(response, decoder, deadline)
+        try:
+            first = await rest.__anext__()
+        except StopAsyncIteration:
+            first = None
+        return OpenStream(first, rest, decoder)
+
+    async def _stream_chunks(self, response: httpx.Response, decoder: StreamDecoder,
+                             deadline: float | None) -> AsyncGenerator[ChatChunk, None]:
+        framer: SSEDecoder | NDJSONDecoder = (
+            SSEDecoder() if self.stream_format == "sse" else NDJSONDecoder(provider=self.provider))
+        feed = decoder.feed
+        frame = framer.feed
+        first_token = self.timeouts.first_token
+        read_deadline = deadline
+        if first_token is not None:
+            ttft_deadline = anyio.current_time() + first_token
+            read_deadline = ttft_deadline if deadline is None else min(deadline, ttft_deadline)
+        chunks: AsyncGenerator[bytes, None] = response.aiter_bytes()  # type: ignore[assignment]
+        reader = chunks.__anext__
+        try:
+            while True:
+                try:
+                    if read_deadline is None:
+                        data = await reader()
+                    else:
+                        with anyio.fail_after(read_deadline - anyio.current_time()):
+                            data = await reader()
+                except StopAsyncIteration:
+                    break
+                except (httpx.HTTPError, BuiltinTimeoutError) as exc:
+                    raise transport_error(exc, self.provider, "streaming") from exc
+                for event in frame(data):
+                    chunk = feed(event)
+                    if chunk is not None:
+                        read_deadline = deadline  # the first-token timer is satisfied
+                        yield chunk
+            tail = framer.close()
+            for event in tail or ():
+                chunk = feed(event)
+                if chunk is not None:
+                    yield chunk
+            chunk = decoder.finish()
+            if chunk is not None:
+                yield chunk
+        finally:
+            with anyio.CancelScope(shield=True):
+                await chunks.aclose()
+                await response.aclose()
+
+    async def _request_json(self, request: HTTPRequest, deadline: float | None, what: str) -> Any:
+        try:
+            with _deadline_scope(deadline):
+                response = await self._send(request)
+                try:
+                    body = await read_bounded(response, MAX_BODY_BYTES)
+                finally:
+                    await response.aclose()
+        except (httpx.HTTPError, BuiltinTimeoutError) as exc:
+            raise transport_error(exc, self.provider, what) from exc
+        return _json.loads(body, provider=self.provider, what=what)
+
+    async def _send(self, request: HTTPRequest) -> httpx.Response:
+        """Send one request; return the open response if 2xx, else raise the typed error."""
+        client = self._http()
+        url = self._urls.get(request.path)
+        if url is None:
+            url = self._urls[request.path] = join_url(self.base_url, request.path)
+        headers = self.auth_headers()
+        if self._headers:
+            headers.update(self._headers)
+        if request.headers:
+            headers.update(request.headers)
+        content = None
+        if request.json is not None:
+            content = _json.dumps(request.json)
+            headers["content-type"] = "application/json"
+        http_request = client.build_request(request.method, url, content=content, params=request.params,
+                                            headers=headers)
+        response = await client.send(http_request, stream=True)
+        if response.status_code < 300:
+            return response
+        try:
+            body = await read_bounded(response, MAX_ERROR_BODY_BYTES)
+        except (LLMConnectorError, httpx.HTTPError):
+            body = b""
+        finally:
+            await response.aclose()
+        raise self._error_from_response(response, body)
+
+    def _error_from_response(self, response: httpx.Response, body: bytes) -> LLMConnectorError:
+        status = response.status_code
+        request_id = first_header(response.headers, self.request_id_headers)
+        if status < 400:
+            location = httpx.URL(response.headers.get("location", "")).host or "another address"
+            return ConfigurationError(
+                f"the server answered {status} (a redirect to {location}); redirects are not followed. "
+                "Set base_url to the final address.", provider=self.provider, status_code=status,
+                request_id=request_id)
+        info = self.parse_error(status, body)
+        err = classify(status, info, response.headers, provider=self.provider, request_id=request_id,
+                       codes=self.error_codes)
+        return self._scrubbed(err)
+
+    def _scrubbed(self, err: LLMConnectorError) -> LLMConnectorError:
+        if self._api_key is not None:
+            message = scrub(err.message, [self._api_key])
+            if message != err.message:
+                err.message = message
+                err.args = (message,)
+        return err
+
+    def _built(self, request: HTTPRequest, extra: dict[str, Any] | None) -> HTTPRequest:
+        if extra and isinstance(request.json, dict):
+            request.json = _deep_merge(request.json, extra)
+        return request
+
+    def _http(self) -> httpx.AsyncClient:
+        client = self._client
+        if client is None:
+            if self._closed:
+                raise ConfigurationError(f"the {self.provider} connector is closed", provider=self.provider)
+            client = self._client = make_client(self.timeouts, self._pool, self._transport)
+        return client
+
+
+def _deadline_scope(deadline: float | None) -> contextlib.AbstractContextManager[Any]:
+    """``anyio.fail_after`` until ``deadline`` (anyio's clock), or nothing when there is none."""
+    if deadline is None:
+        return contextlib.nullcontext()
+    return anyio.fail_after(deadline - anyio.current_time())
+
+
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``extra`` into ``base`` (nested dicts merged, everything else replaced)."""
+    for key, value in extra.items():
+        current = base.get(key)
+        if isinstance(current, dict) and isinstance(value, Mapping):
+            base[key] = _deep_merge(dict(current), value)
+        else:
+            base[key] = value
+    return base
+
+
+def _first_error(group: BaseExceptionGroup[Any]) -> BaseException:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            return _first_error(exc)
+        if isinstance(exc, LLMConnectorError):
+            return exc
+    return group.exceptions[0] if group.exceptions else ProviderError("embedding batch failed")
+

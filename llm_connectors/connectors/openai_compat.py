@@ -1,0 +1,378 @@
+"""The OpenAI Chat Completions dialect, shared by OpenAI, Mistral and any compatible server.
+
+A compatible service is this class plus a :class:`ServiceDefinition` and, where its dialect
+differs, a few class attributes (``max_tokens_field``, ``seed_field``, ``send_stream_options``)
+or small overrides. Wire facts: WIRE.md §2 (OpenAI) and §5 (normalisation).
+"""
+
+from __future__ import annotations
+
+import base64
+import sys
+from array import array
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+
+from .. import _json
+from .._framing import SSEEvent
+from .._messages import tool_result_text
+from ..base import BaseConnector
+from ..definition import AuthSpec, Capability, ServiceDefinition, common_parameters
+from ..errors import ProtocolError
+from ..requests import ChatRequest, EmbeddingRequest, HTTPRequest
+from ..stream import StreamDecoder
+from ..types import ChatChunk, ChatResponse, EmbeddingResponse, Message, ModelInfo, ToolCall, Usage
+
+__all__ = [
+    "OpenAICompatibleConnector",
+    "OpenAIStreamDecoder",
+    "normalize_finish_reason",
+    "parse_openai_usage",
+]
+
+_FINISH = {
+    "stop": "stop",
+    "length": "length",
+    "model_length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+    "error": "error",
+}
+# Options the dialect maps itself; any other declared parameter is sent under its own name.
+_MAPPED = frozenset({"temperature", "top_p", "max_tokens", "stop", "seed", "tools", "tool_choice",
+                     "response_format"})
+
+
+def normalize_finish_reason(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return _FINISH.get(value, "other")
+
+
+def parse_openai_usage(usage: Any) -> Usage | None:
+    """OpenAI-shaped usage (``prompt_tokens`` includes cached tokens, WIRE.md §5.2)."""
+    if not isinstance(usage, Mapping):
+        return None
+    prompt = usage.get("prompt_tokens_details") or {}
+    completion = usage.get("completion_tokens_details") or {}
+    return Usage.of(
+        usage.get("prompt_tokens"),
+        usage.get("completion_tokens"),
+        usage.get("total_tokens"),
+        cache_read_tokens=prompt.get("cached_tokens") if isinstance(prompt, Mapping) else None,
+        cache_write_tokens=prompt.get("cache_write_tokens") if isinstance(prompt, Mapping) else None,
+        reasoning_tokens=completion.get("reasoning_tokens") if isinstance(completion, Mapping) else None,
+    )
+
+
+def split_content(content: Any) -> tuple[str, str]:
+    """(text, reasoning) from a string or a list of content chunks (Mistral's reasoning models)."""
+    if content is None:
+        return "", ""
+    if isinstance(content, str):
+        return content, ""
+    if not isinstance(content, list):
+        return str(content), ""
+    text: list[str] = []
+    thinking: list[str] = []
+    for part in content:
+        if not isinstance(part, Mapping):
+            continue
+        kind = part.get("type")
+        if kind == "text":
+            text.append(str(part.get("text") or ""))
+        elif kind == "thinking":
+            inner = part.get("thinking")
+            if isinstance(inner, list):
+                thinking.extend(str(p.get("text") or "") for p in inner if isinstance(p, Mapping))
+            elif isinstance(inner, str):
+                thinking.append(inner)
+    return "".join(text), "".join(thinking)
+
+
+def _reasoning_field(message: Mapping[str, Any]) -> str:
+    value = message.get("reasoning_content") or message.get("reasoning")
+    return value if isinstance(value, str) else ""
+
+
+class OpenAIStreamDecoder(StreamDecoder):
+    """``data:``-only SSE chunks ending in ``data: [DONE]`` (WIRE.md §2.4).
+
+    Tool-call fragments are keyed by ``index`` and parsed once at the end; finish reason and
+    usage (which may come in a later ``choices: []`` chunk) are delivered together on the last
+    chunk, at ``[DONE]``.
+    """
+
+    def __init__(self, connector: OpenAICompatibleConnector, request: ChatRequest) -> None:
+        super().__init__(connector.provider, request.model)
+        self._connector = connector
+        self._calls: dict[int, list[Any]] = {}  # index -> [id, name, [fragments] | dict]
+        self._finish: Any = None
+        self._usage: Usage | None = None
+
+    def feed(self, event: SSEEvent) -> ChatChunk | None:
+        data = event.data
+        if data.startswith("[DONE]"):
+            self.done = True
+            return self._final()
+        if self.done:
+            return None
+        obj = _json.loads(data, provider=self.provider, what="stream event")
+        if not isinstance(obj, dict):
+            raise ProtocolError("stream event is not a JSON object", provider=self.provider)
+        if obj.get("error"):
+            raise self._connector.error_from_payload(obj)
+        if self.id is None:
+            self.id = obj.get("id")
+            self.model = obj.get("model") or self.model
+        self.raw = obj
+        usage = obj.get("usage")
+        if usage:
+            self._usage = parse_openai_usage(usage)
+        choices = obj.get("choices")
+        if not choices:
+            return None
+        choice = choices[0]
+        delta = choice.get("delta") or {}
+        content = delta.get("content")
+        text = ""
+        reasoning = ""
+        if content:
+            if isinstance(content, str):
+                text = content
+            else:
+                text, reasoning = split_content(content)
+        more = delta.get("reasoning_content") or delta.get("reasoning")
+        if more and isinstance(more, str):
+            reasoning += more
+        calls = delta.get("tool_calls")
+        if calls:
+            self._add_call_fragments(calls)
+        finish = choice.get("finish_reason")
+        if finish:
+            self._finish = finish
+        if text or reasoning:
+            return self.chunk(text, reasoning, raw=obj)
+        return None
+
+    def _add_call_fragments(self, calls: list[Any]) -> None:
+        for position, fragment in enumerate(calls):
+            index = fragment.get("index", position)
+            entry = self._calls.get(index)
+            if entry is None:
+                entry = self._calls[index] = [None, "", []]
+            if fragment.get("id"):
+                entry[0] = fragment["id"]
+            function = fragment.get("function") or {}
+            if function.get("name") and not entry[1]:
+                entry[1] = function["name"]
+            arguments = function.get("arguments")
+            if isinstance(arguments, str):
+                entry[2].append(arguments)
+            elif isinstance(arguments, Mapping):  # servers that send complete objects
+                entry[2] = dict(arguments)
+
+    def _final(self) -> ChatChunk | None:
+        calls = []
+        for index in sorted(self._calls):
+            call_id, name, arguments = self._calls[index]
+            call_id = call_id or f"call_{index}"
+            if isinstance(arguments, dict):
+                calls.append(ToolCall(id=call_id, name=name, arguments=arguments))
+            else:
+                calls.append(ToolCall.from_json_text(call_id, name, "".join(arguments)))
+        self.native_finish_reason = self._finish
+        finish = normalize_finish_reason(self._finish) or ("tool_calls" if calls else "stop")
+        return self.chunk(tool_calls=calls, finish_reason=finish, usage=self._usage or Usage())
+
+
+class OpenAICompatibleConnector(BaseConnector):
+    """Base for every service that speaks OpenAI's Chat Completions dialect.
+
+    Subclasses set :attr:`definition` and adjust the dialect with the class attributes below.
+    """
+
+    definition: ClassVar[ServiceDefinition] = ServiceDefinition(
+        id="openai_compatible",
+        name="OpenAI-compatible server",
+        base_url="http://127.0.0.1:8000/v1",
+        auth=AuthSpec(kind="bearer", required=False),
+        capabilities=frozenset({Capability.CHAT, Capability.STREAMING, Capability.TOOLS, Capability.VISION,
+                                Capability.JSON_MODE, Capability.JSON_SCHEMA, Capability.EMBEDDINGS,
+                                Capability.LIST_MODELS}),
+        parameters=common_parameters(temperature_max=2.0),
+    )
+    chat_path: ClassVar[str] = "/chat/completions"
+    embeddings_path: ClassVar[str] = "/embeddings"
+    models_path: ClassVar[str] = "/models"
+    #: ``max_completion_tokens`` for OpenAI itself; most compatible servers want ``max_tokens``.
+    max_tokens_field: ClassVar[str] = "max_tokens"
+    seed_field: ClassVar[str] = "seed"
+    #: Ask for the usage chunk with ``stream_options.include_usage`` (servers that reject it: False).
+    send_stream_options: ClassVar[bool] = True
+    #: ``base64`` halves the bytes on the wire; ``None`` sends no ``encoding_format`` (floats).
+    embedding_encoding: ClassVar[Literal["base64", "float"] | None] = None
+
+    # -- chat ---------------------------------------------------------------------------------
+
+    def build_chat_request(self, request: ChatRequest) -> HTTPRequest:
+        body: dict[str, Any] = {
+            "model": request.model,
+            "messages": [self.wire_message(m) for m in request.messages],
+        }
+        params = request.params
+        if params:
+            self.apply_params(body, params)
+        if request.stream:
+            body["stream"] = True
+            if self.send_stream_options:
+                body["stream_options"] = {"include_usage": True}
+        return HTTPRequest("POST", self.chat_path, json=body)
+
+    def apply_params(self, body: dict[str, Any], params: Mapping[str, Any]) -> None:
+        """Map the normalised options onto the dialect's field names."""
+        for name, value in params.items():
+            if name == "max_tokens":
+                body[self.max_tokens_field] = value
+            elif name == "seed":
+                body[self.seed_field] = value
+            elif name == "tool_choice":
+                body["tool_choice"] = self.wire_tool_choice(value)
+            else:  # temperature, top_p, stop, tools, response_format and declared extras
+                body[name] = value
+
+    def wire_tool_choice(self, choice: str | dict[str, Any]) -> Any:
+        return choice
+
+    def wire_message(self, message: Message) -> dict[str, Any]:
+        """One message in the dialect's shape."""
+        role = message.role
+        if role == "tool":
+            out: dict[str, Any] = {"role": "tool", "tool_call_id": message.tool_call_id,
+                                   "content": tool_result_text(message.content)}
+            if message.name:
+                out["name"] = message.name
+            return out
+        content = message.content
+        out = {"role": role, "content": self.wire_content(content) if isinstance(content, list) else content}
+        if message.name:
+            out["name"] = message.name
+        if message.tool_calls:
+            out["tool_calls"] = [
+                {"id": self.wire_tool_call_id(c.id), "type": "function",
+                 "function": {"name": c.name, "arguments": c.arguments_json()}}
+                for c in message.tool_calls
+            ]
+        elif role == "assistant" and content is None:
+            out["content"] = ""
+        return out
+
+    def wire_content(self, parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return parts  # already normalised to text / image_url-object parts
+
+    def wire_tool_call_id(self, call_id: str) -> str:
+        return call_id
+
+    def parse_chat_response(self, data: Any, request: ChatRequest) -> ChatResponse:
+        if not isinstance(data, dict):
+            raise ProtocolError("chat response is not a JSON object", provider=self.provider)
+        if data.get("error"):
+            raise self.error_from_payload(data)
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
+            raise ProtocolError("chat response has no choices", provider=self.provider)
+        choice = choices[0]
+        message = choice.get("message") or {}
+        text, reasoning = split_content(message.get("content"))
+        reasoning += _reasoning_field(message)
+        calls = [self.parse_tool_call(c, i) for i, c in enumerate(message.get("tool_calls") or ())]
+        native = choice.get("finish_reason")
+        finish = normalize_finish_reason(native)
+        refusal = message.get("refusal")
+        if refusal and not text:
+            text, finish = refusal, "content_filter"
+        return ChatResponse(
+            content=text,
+            finish_reason=finish or ("tool_calls" if calls else "stop"),
+            usage=parse_openai_usage(data.get("usage")) or Usage(),
+            tool_calls=calls,
+            provider=self.provider,
+            model=data.get("model") or request.model,
+            raw=data,
+            id=data.get("id"),
+            reasoning=reasoning,
+            native_finish_reason=native,
+        )
+
+    def parse_tool_call(self, call: Mapping[str, Any], index: int) -> ToolCall:
+        function = call.get("function") or {}
+        call_id = call.get("id") or f"call_{index}"
+        name = function.get("name") or ""
+        arguments = function.get("arguments")
+        if isinstance(arguments, Mapping):
+            return ToolCall(id=call_id, name=name, arguments=dict(arguments))
+        return ToolCall.from_json_text(call_id, name, arguments if isinstance(arguments, str) else "")
+
+    def create_stream_decoder(self, request: ChatRequest) -> StreamDecoder:
+        return OpenAIStreamDecoder(self, request)
+
+    # -- embeddings ---------------------------------------------------------------------------
+
+    def build_embedding_request(self, request: EmbeddingRequest) -> HTTPRequest:
+        body: dict[str, Any] = {"model": request.model, "input": list(request.inputs)}
+        if self.embedding_encoding is not None:
+            body["encoding_format"] = self.embedding_encoding
+        body.update(request.params)
+        return HTTPRequest("POST", self.embeddings_path, json=body)
+
+    def parse_embedding_response(self, data: Any, request: EmbeddingRequest) -> EmbeddingResponse:
+        items = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(items, list) or len(items) != len(request.inputs):
+            raise ProtocolError(
+                f"embedding response has {len(items) if isinstance(items, list) else 'no'} vectors "
+                f"for {len(request.inputs)} inputs", provider=self.provider)
+        ordered = sorted(items, key=lambda item: item.get("index", 0)) \
+            if any("index" in item for item in items) else items
+        vectors = [_vector(item.get("embedding"), self.provider) for item in ordered]
+        return EmbeddingResponse(
+            embeddings=vectors,
+            model=data.get("model") or request.model,
+            provider=self.provider,
+            usage=parse_openai_usage(data.get("usage")) or Usage(),
+        )
+
+    # -- models -------------------------------------------------------------------------------
+
+    def build_list_models_request(self, cursor: str | None) -> HTTPRequest:
+        return HTTPRequest("GET", self.models_path)
+
+    def parse_list_models(self, data: Any) -> tuple[list[ModelInfo], str | None]:
+        items = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise ProtocolError("model list has no 'data' array", provider=self.provider)
+        models = [
+            ModelInfo(id=item["id"], name=item.get("name") or item["id"], created=item.get("created"),
+                      context_length=item.get("max_context_length") or item.get("context_length"),
+                      raw=item)
+            for item in items if isinstance(item, Mapping) and isinstance(item.get("id"), str)
+        ]
+        return models, None
+
+
+def _vector(value: Any, provider: str) -> list[float]:
+    if isinstance(value, list):
+        return value
+    if isinstance(value, str):  # base64 of little-endian float32 (WIRE.md §2.5)
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except ValueError:
+            raise ProtocolError("embedding is not valid base64", provider=provider) from None
+        if len(raw) % 4:
+            raise ProtocolError("base64 embedding length is not a multiple of 4", provider=provider)
+        floats = array("f")
+        floats.frombytes(raw)
+        if sys.byteorder == "big":  # pragma: no cover - no big-endian CI machine
+            floats.byteswap()
+        return floats.tolist()
+    raise ProtocolError("embedding is neither a list of floats nor base64", provider=provider)

@@ -1,0 +1,223 @@
+"""Finding connectors by id: built-ins (imported lazily), registered classes, plugins."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import threading
+from collections.abc import Awaitable, Callable, Generator, Iterable
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+from .base import BaseConnector
+from .definition import AuthSpec, ServiceDefinition
+from .errors import ConfigurationError, InvalidRequestError
+
+__all__ = [
+    "ConnectorHandle",
+    "connector_class",
+    "describe",
+    "get_connector",
+    "is_provider_id",
+    "provider_ids",
+    "register_connector",
+    "register_openai_compatible",
+]
+
+C = TypeVar("C", bound=BaseConnector)
+
+# Built-ins by import path, so `import llm_connectors` imports no provider module.
+_BUILTINS: dict[str, str] = {
+    "openai": "llm_connectors.connectors.openai:OpenAIConnector",
+}
+_ALIASES: dict[str, str] = {}
+_REGISTERED: dict[str, type[BaseConnector]] = {}
+_LOCK = threading.Lock()
+
+
+def register_connector(provider_id: str, cls: type[BaseConnector], *, aliases: Iterable[str] = (),
+                       replace: bool = False) -> None:
+    """Make ``cls`` available as ``get_connector(provider_id)``.
+
+    Raises:
+        ConfigurationError: if the id is taken (pass ``replace=True`` to override) or ``cls`` is
+            not a :class:`BaseConnector` with a ``definition``.
+    """
+    if not isinstance(provider_id, str) or not provider_id or ":" in provider_id:
+        raise ConfigurationError(f"provider id must be a non-empty string without ':', got {provider_id!r}")
+    if not (isinstance(cls, type) and issubclass(cls, BaseConnector)):
+        raise ConfigurationError(f"{cls!r} is not a subclass of llm_connectors.BaseConnector")
+    if not isinstance(getattr(cls, "definition", None), ServiceDefinition):
+        raise ConfigurationError(f"{cls.__name__} has no `definition` (a ServiceDefinition)")
+    with _LOCK:
+        names = [provider_id, *aliases]
+        if not replace:
+            for name in names:
+                if name in _REGISTERED or name in _BUILTINS or name in _ALIASES:
+                    raise ConfigurationError(
+                        f"provider id {name!r} is already registered; pass replace=True to override")
+        _REGISTERED[provider_id] = cls
+        for alias in aliases:
+            _ALIASES[alias] = provider_id
+
+
+def provider_ids() -> list[str]:
+    """Every known provider id (built-in and registered), sorted; aliases not included."""
+    return sorted(set(_BUILTINS) | set(_REGISTERED))
+
+
+def canonical_id(name: str) -> str:
+    return _ALIASES.get(name, name)
+
+
+def is_provider_id(name: str) -> bool:
+    name = canonical_id(name)
+    return name in _REGISTERED or name in _BUILTINS
+
+
+def check_provider_ids(names: Iterable[str], *, what: str) -> None:
+    for name in names:
+        if not isinstance(name, str) or not is_provider_id(name):
+            raise InvalidRequestError(f"{what} has an entry for unknown provider {name!r}."
+                                      + _did_you_mean(str(name)))
+
+
+def _did_you_mean(name: str) -> str:
+    known = provider_ids() + sorted(_ALIASES)
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return f"{hint} Registered providers: {', '.join(provider_ids())}."
+
+
+def connector_class(provider_id: str) -> type[BaseConnector]:
+    """The connector class for an id or alias, importing a built-in on first use."""
+    name = canonical_id(provider_id)
+    registered = _REGISTERED.get(name)
+    if registered is not None:
+        return registered
+    path = _BUILTINS.get(name)
+    if path is None:
+        raise ConfigurationError(f"unknown provider {provider_id!r}." + _did_you_mean(provider_id))
+    module_name, _, attr = path.partition(":")
+    cls: type[BaseConnector] = getattr(importlib.import_module(module_name), attr)
+    with _LOCK:
+        return _REGISTERED.setdefault(name, cls)
+
+
+def describe(provider_id: str) -> dict[str, Any]:
+    """A provider's service definition as plain JSON-able data."""
+    cls = connector_class(provider_id)
+    data = cls.definition.to_dict()
+    data["id"] = canonical_id(provider_id)
+    return data
+
+
+def split_spec(spec: str) -> tuple[str, str | None]:
+    """``"provider"`` or ``"provider:model"`` -> (provider id, model or None)."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigurationError(f"a provider must be a non-empty string like 'openai' or 'ollama:llama3.2', "
+                                 f"got {spec!r}")
+    provider, sep, model = spec.strip().partition(":")
+    if not provider or (sep and not model):
+        raise ConfigurationError(f"malformed provider spec {spec!r}: expected 'provider' or 'provider:model'")
+    return provider, (model or None)
+
+
+def create_connector(spec: str, **kwargs: Any) -> BaseConnector:
+    """Build a connector from ``"provider"`` / ``"provider:model"``, reading its env variables."""
+    provider, model = split_spec(spec)
+    cls = connector_class(provider)
+    if model is not None:
+        kwargs.setdefault("default_model", model)
+    kwargs.setdefault("provider_id", canonical_id(provider))
+    return cls.from_env(**kwargs)
+
+
+class ConnectorHandle(Generic[C]):
+    """What :func:`get_connector` returns: ``await`` it, or use it with ``async with``."""
+
+    __slots__ = ("_connector", "_factory")
+
+    def __init__(self, factory: Callable[[], Awaitable[C]]) -> None:
+        self._factory = factory
+        self._connector: C | None = None
+
+    async def _get(self) -> C:
+        if self._connector is None:
+            self._connector = await self._factory()
+        return self._connector
+
+    def __await__(self) -> Generator[Any, None, C]:
+        return self._get().__await__()
+
+    async def __aenter__(self) -> C:
+        return await self._get()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if self._connector is not None:
+            await self._connector.aclose()
+
+
+def get_connector(spec: str, **kwargs: Any) -> ConnectorHandle[BaseConnector]:
+    """Get a connector by provider id, alias or ``"provider:model"``.
+
+    Keyword arguments go to the connector (``api_key``, ``base_url``, ``timeout``...);
+    credentials and base URLs missing from them are read from the environment.
+    """
+    async def build() -> BaseConnector:
+        return create_connector(spec, **kwargs)
+
+    return ConnectorHandle(build)
+
+
+def register_openai_compatible(
+    provider_id: str,
+    *,
+    base_url: str,
+    api_key_env: str | None = None,
+    default_model: str | None = None,
+    default_embedding_model: str | None = None,
+    name: str | None = None,
+    max_tokens_field: str = "max_tokens",
+    send_stream_options: bool = True,
+    capabilities: Iterable[str] | None = None,
+    replace: bool = False,
+) -> type[BaseConnector]:
+    """Register any OpenAI-compatible service (vLLM, LM Studio, Groq, llama.cpp server) by id.
+
+    Args:
+        base_url: The service's base URL including ``/v1`` if it has one.
+        api_key_env: Environment variable holding its key; ``None`` for keyless local servers.
+        max_tokens_field: ``max_tokens`` (most servers) or ``max_completion_tokens``.
+        send_stream_options: False for servers that reject ``stream_options``.
+        capabilities: Override the default capability set (chat, streaming, tools, vision,
+            json_mode, json_schema, embeddings, list_models).
+
+    Returns:
+        The generated connector class (also registered).
+    """
+    from ._http import check_base_url
+    from .connectors.openai_compat import OpenAICompatibleConnector
+
+    base = OpenAICompatibleConnector.definition
+    definition = base.with_changes(
+        id=provider_id,
+        name=name or provider_id,
+        base_url=check_base_url(base_url),
+        auth=AuthSpec(kind="bearer", env_var=api_key_env, required=api_key_env is not None),
+        base_url_env=None,
+        default_model=default_model,
+        default_embedding_model=default_embedding_model,
+        capabilities=frozenset(capabilities) if capabilities is not None else base.capabilities,
+    )
+    attrs = {"definition": definition, "max_tokens_field": max_tokens_field,
+             "send_stream_options": send_stream_options, "__module__": __name__}
+    cls = type(f"{_class_name(provider_id)}Connector", (OpenAICompatibleConnector,), attrs)
+    register_connector(provider_id, cls, replace=replace)
+    return cls
+
+
+def _class_name(provider_id: str) -> str:
+    return "".join(part.capitalize() for part in provider_id.replace("-", "_").split("_") if part)
+

@@ -1,0 +1,254 @@
+"""Streaming: per-stream decoders (pure), the opened stream, and the public :class:`ChatStream`.
+
+The life of a stream:
+
+1. A connector opens the HTTP response and reads until the first chunk worth delivering.
+   That is an :class:`OpenStream`. Retries, breakers and fallbacks act only up to here.
+2. :class:`ChatStream` hands chunks to the caller. Once one has been delivered, any failure is
+   raised as :class:`StreamInterruptedError` carrying exactly the text delivered so far, so no
+   text is ever lost or delivered twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from types import TracebackType
+from typing import Any
+
+from .errors import LLMConnectorError, ProtocolError, StreamInterruptedError
+from .types import ChatChunk, ChatResponse, ReasoningBlock, ToolCall, Usage
+
+__all__ = ["ChatStream", "OpenStream", "StreamDecoder"]
+
+_NO_CALLS: tuple[ToolCall, ...] = ()
+
+
+class StreamDecoder:
+    """Per-stream state of one provider's stream: events in, :class:`ChatChunk` out.
+
+    Subclasses implement :meth:`feed`; they call :meth:`chunk` to emit (and accumulate) a chunk
+    and set :attr:`done` when the provider's end marker arrives. :meth:`response` then gives the
+    same :class:`ChatResponse` the non-streaming call would have.
+    """
+
+    def __init__(self, provider: str, model: str) -> None:
+        self.provider = provider
+        self.model = model
+        self.id: str | None = None
+        self.done = False
+        self.finish_reason: str | None = None
+        self.native_finish_reason: str | None = None
+        self.usage: Usage | None = None
+        self.tool_calls: list[ToolCall] = []
+        self.reasoning_blocks: list[ReasoningBlock] = []
+        self.raw: Any = None
+        self._text: list[str] = []
+        self._reasoning: list[str] = []
+
+    def feed(self, event: Any) -> ChatChunk | None:
+        """Consume one framed event (an ``SSEEvent`` or a parsed NDJSON object)."""
+        raise NotImplementedError  # pragma: no cover - every decoder overrides it
+
+    def chunk(
+        self,
+        delta: str = "",
+        reasoning: str = "",
+        tool_calls: Sequence[ToolCall] = _NO_CALLS,
+        finish_reason: str | None = None,
+        usage: Usage | None = None,
+        raw: Any = None,
+    ) -> ChatChunk | None:
+        """Record a step and return it as a chunk, or ``None`` if it carries nothing."""
+        if delta:
+            self._text.append(delta)
+        if reasoning:
+            self._reasoning.append(reasoning)
+        if tool_calls:
+            self.tool_calls.extend(tool_calls)
+        if finish_reason is not None:
+            self.finish_reason = finish_reason
+        if usage is not None:
+            self.usage = usage
+        if not (delta or reasoning or tool_calls or finish_reason is not None or usage is not None):
+            return None
+        return ChatChunk(delta, reasoning, tool_calls, finish_reason, usage, raw)
+
+    def finish(self) -> ChatChunk | None:
+        """Called at end of input. A stream without its end marker was cut: raise."""
+        if not self.done:
+            raise ProtocolError("the stream ended before the provider's end-of-stream marker",
+                                provider=self.provider)
+        return None
+
+    @property
+    def text(self) -> str:
+        return "".join(self._text)
+
+    def response(self) -> ChatResponse:
+        reasoning = "".join(self._reasoning)
+        blocks = self.reasoning_blocks
+        if reasoning and not blocks:
+            blocks = [ReasoningBlock(text=reasoning)]
+        return ChatResponse(
+            content=self.text,
+            finish_reason=self.finish_reason,
+            usage=self.usage or Usage(),
+            tool_calls=list(self.tool_calls),
+            provider=self.provider,
+            model=self.model,
+            raw=self.raw,
+            id=self.id,
+            reasoning=reasoning,
+            reasoning_blocks=list(blocks),
+            native_finish_reason=self.native_finish_reason,
+        )
+
+
+class OpenStream:
+    """A stream whose response is open and whose first chunk (if any) has been read."""
+
+    __slots__ = ("decoder", "first", "provider", "rest")
+
+    def __init__(self, first: ChatChunk | None, rest: AsyncGenerator[ChatChunk, None],
+                 decoder: StreamDecoder) -> None:
+        self.first = first
+        self.rest = rest
+        self.decoder = decoder
+        self.provider = decoder.provider
+
+    async def aclose(self) -> None:
+        await self.rest.aclose()
+
+
+#: Told once how a stream ended: (response or None, error or None, seconds, time to first chunk).
+#: Both None means the caller abandoned the stream early.
+StreamObserver = Callable[[ChatResponse | None, BaseException | None, float, float | None], None]
+
+
+class ChatStream:
+    """A streamed chat answer: an async iterator of :class:`ChatChunk` and an async context manager.
+
+    ``async with`` guarantees the HTTP response is closed, even if you stop early.
+    After the last chunk, :attr:`response` holds the accumulated :class:`ChatResponse`;
+    ``await stream.collect()`` drains the stream and returns it.
+    """
+
+    __slots__ = ("_closed", "_delivered", "_finished", "_observer", "_open", "_opener", "_response",
+                 "_started_at", "_ttft", "provider")
+
+    def __init__(self, opener: Callable[[], Awaitable[OpenStream]], *,
+                 observer: StreamObserver | None = None) -> None:
+        self._opener = opener
+        self._open: OpenStream | None = None
+        self._response: ChatResponse | None = None
+        self._delivered: list[str] = []
+        self._closed = False
+        self._finished = False
+        self._observer = observer
+        self._started_at = 0.0
+        self._ttft: float | None = None
+        self.provider: str | None = None
+
+    def __aiter__(self) -> ChatStream:
+        return self
+
+    async def __anext__(self) -> ChatChunk:
+        if self._closed:
+            raise StopAsyncIteration
+        stream = self._open
+        if stream is None:
+            self._started_at = time.perf_counter()
+            try:
+                stream = self._open = await self._opener()
+            except BaseException:
+                # The opener's own policies counted this failure; nothing was delivered.
+                self._closed = self._finished = True
+                raise
+            self.provider = stream.provider
+            chunk = stream.first
+            stream.first = None
+            if chunk is not None:
+                return self._deliver(chunk)
+        try:
+            chunk = await stream.rest.__anext__()
+        except StopAsyncIteration:
+            self._complete(stream)
+            raise
+        except LLMConnectorError as exc:
+            self._closed = True
+            if self._delivered and not isinstance(exc, StreamInterruptedError):
+                partial = "".join(self._delivered)
+                interrupted = StreamInterruptedError(
+                    f"stream broke after {len(partial)} characters were delivered: "
+                    f"{type(exc).__name__}: {exc.message}",
+                    partial=partial, provider=exc.provider or stream.provider,
+                    status_code=exc.status_code, request_id=exc.request_id, code=exc.code,
+                )
+                self._notify(None, interrupted)
+                raise interrupted from exc
+            self._notify(None, exc)
+            raise
+        except BaseException as exc:
+            self._closed = True
+            self._notify(None, exc)
+            raise
+        return self._deliver(chunk)
+
+    def _deliver(self, chunk: ChatChunk) -> ChatChunk:
+        if chunk.delta:
+            self._delivered.append(chunk.delta)
+        if self._ttft is None:
+            self._ttft = time.perf_counter() - self._started_at
+        return chunk
+
+    def _complete(self, stream: OpenStream) -> None:
+        self._closed = True
+        self._response = stream.decoder.response()
+        self._notify(self._response, None)
+
+    def _notify(self, response: ChatResponse | None, error: BaseException | None) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        if self._observer is not None and self._started_at:
+            self._observer(response, error, time.perf_counter() - self._started_at, self._ttft)
+
+    @property
+    def response(self) -> ChatResponse:
+        """The accumulated answer, once the stream has been drained."""
+        if self._response is None:
+            raise RuntimeError("the stream has not finished yet; iterate it to the end or "
+                               "`await stream.collect()` first")
+        return self._response
+
+    @property
+    def text(self) -> str:
+        """The text delivered so far."""
+        return "".join(self._delivered)
+
+    async def collect(self) -> ChatResponse:
+        """Drain the remaining chunks and return the complete :class:`ChatResponse`."""
+        async for _ in self:
+            pass
+        if self._response is None:  # closed early by the caller
+            raise RuntimeError("the stream was closed before it finished")
+        return self._response
+
+    async def aclose(self) -> None:
+        """Close the underlying HTTP response. Safe to call more than once."""
+        was_closed = self._closed
+        self._closed = True
+        stream = self._open
+        if stream is not None:
+            self._open = None
+            await stream.aclose()
+        if not was_closed and self._response is None:
+            self._notify(None, None)  # abandoned by the caller: neither success nor failure
+
+    async def __aenter__(self) -> ChatStream:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
