@@ -119,7 +119,7 @@ class BaseConnector(abc.ABC):
         self._api_key = Secret(api_key) if api_key is not None else None
         if self._api_key is not None:
             check_header_value("api_key", self._api_key.reveal(), secret=True)
-        elif definition.auth.required and definition.auth.kind != "none":
+        elif definition.auth.required and definition.auth.kind != "none" and not self.has_other_credentials():
             env = definition.auth.env_var
             raise ConfigurationError(
                 f"{definition.name} needs an API key: pass api_key=..."
@@ -173,6 +173,14 @@ class BaseConnector(abc.ABC):
     def build_health_request(self) -> HTTPRequest:
         """A cheap authenticated request; by default the first page of models."""
         return self.build_list_models_request(None)
+
+    def has_other_credentials(self) -> bool:
+        """Whether credentials other than ``api_key`` were given (e.g. Claude's auth token).
+
+        Called from ``__init__`` when ``api_key`` is missing; set what it reads before calling
+        ``super().__init__``.
+        """
+        return False
 
     def auth_headers(self) -> dict[str, str]:
         """Headers carrying the credential, built per request from the held secret."""

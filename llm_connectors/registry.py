@@ -28,9 +28,13 @@ C = TypeVar("C", bound=BaseConnector)
 
 # Built-ins by import path, so `import llm_connectors` imports no provider module.
 _BUILTINS: dict[str, str] = {
+    "claude": "llm_connectors.connectors.claude:ClaudeConnector",
+    "mistral": "llm_connectors.connectors.mistral:MistralConnector",
+    "ollama": "llm_connectors.connectors.ollama:OllamaConnector",
     "openai": "llm_connectors.connectors.openai:OpenAIConnector",
+    "sample": "llm_connectors.connectors.sample:SampleConnector",
 }
-_ALIASES: dict[str, str] = {}
+_ALIASES: dict[str, str] = {"anthropic": "claude"}
 _REGISTERED: dict[str, type[BaseConnector]] = {}
 _LOCK = threading.Lock()
 

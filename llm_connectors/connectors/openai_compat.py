@@ -249,7 +249,8 @@ class OpenAICompatibleConnector(BaseConnector):
         """One message in the dialect's shape."""
         role = message.role
         if role == "tool":
-            out: dict[str, Any] = {"role": "tool", "tool_call_id": message.tool_call_id,
+            out: dict[str, Any] = {"role": "tool",
+                                   "tool_call_id": self.wire_tool_call_id(message.tool_call_id or ""),
                                    "content": tool_result_text(message.content)}
             if message.name:
                 out["name"] = message.name
