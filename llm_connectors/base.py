@@ -349,6 +349,9 @@ class BaseConnector(abc.ABC):
             if not isinstance(text, str):
                 raise InvalidRequestError(f"input[{i}] must be a string, got {type(text).__name__}",
                                           provider=self.provider)
+            if not text:
+                raise InvalidRequestError(f"input[{i}] is an empty string; providers reject those",
+                                          provider=self.provider)
         params, extra, timeout = self._split_options(options)
         checked = self.validate_embedding_options(params)
         return EmbeddingRequest(resolved, inputs, checked, extra, timeout)

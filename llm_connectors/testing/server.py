@@ -146,12 +146,13 @@ class FakeServer:
         finally:
             self._server.close()
             for writer in list(self._writers):
-                writer.transport.abort()
-            loop.run_until_complete(asyncio.sleep(0))
+                writer.transport.abort()  # handlers notice and return on their own
             pending = asyncio.all_tasks(loop)
-            for task in pending:
+            if pending:
+                loop.run_until_complete(asyncio.wait(pending, timeout=2))
+            for task in asyncio.all_tasks(loop):
                 task.cancel()
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(asyncio.sleep(0))
             loop.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -168,7 +169,7 @@ class FakeServer:
                     reply = self.handler(request)
                 except Exception as exc:  # a broken test handler: answer 500 and say why
                     reply = Reply.json({"error": {"message": f"handler failed: {exc!r}"}}, 500)
-                if not await self._send(writer, reply):
+                if not await self._send(reader, writer, reply):
                     return
         except (ConnectionError, asyncio.IncompleteReadError):
             return
@@ -177,7 +178,7 @@ class FakeServer:
             self._writers.discard(writer)
             writer.transport.abort()
 
-    async def _send(self, writer: asyncio.StreamWriter, reply: Reply) -> bool:
+    async def _send(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, reply: Reply) -> bool:
         """Write a reply; return whether the connection may be reused."""
         head = [f"HTTP/1.1 {reply.status} {_REASONS.get(reply.status, 'Status')}"]
         headers = {k.lower(): v for k, v in reply.headers.items()}
@@ -194,7 +195,8 @@ class FakeServer:
         for piece in reply.chunks:
             if isinstance(piece, float):
                 await writer.drain()
-                await asyncio.sleep(piece)
+                if not await _pause(reader, writer, piece):
+                    return False  # the client hung up during the pause
                 continue
             if piece:
                 writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
@@ -205,6 +207,19 @@ class FakeServer:
         writer.write(b"0\r\n\r\n")
         await writer.drain()
         return True
+
+
+async def _pause(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seconds: float) -> bool:
+    """Sleep, but stop early (returning False) when the client closes the connection."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + seconds
+    while True:
+        if reader.at_eof() or writer.transport.is_closing():
+            return False
+        left = until - loop.time()
+        if left <= 0:
+            return True
+        await asyncio.sleep(min(left, 0.01))
 
 
 async def _read_request(reader: asyncio.StreamReader) -> Request | None:

@@ -1,0 +1,44 @@
+"""The public surface: sorted __all__, lazy imports, no provider or optional module loaded eagerly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import llm_connectors as lc
+
+
+def test_all_is_sorted_and_resolvable() -> None:
+    assert lc.__all__ == sorted(lc.__all__)
+    for name in lc.__all__:
+        assert getattr(lc, name) is not None, name
+    assert set(dir(lc)) == set(lc.__all__)
+
+
+def test_contract_names_exported() -> None:
+    for name in ["Message", "ChatResponse", "ChatChunk", "ChatStream", "Usage", "ToolCall", "EmbeddingResponse",
+                 "ModelInfo", "BaseConnector", "get_connector", "register_connector", "register_openai_compatible",
+                 "describe", "errors", "ServiceDefinition"]:
+        assert name in lc.__all__, name
+
+
+def test_import_is_lazy() -> None:
+    code = (
+        "import sys, llm_connectors as lc\n"
+        "mods = [m for m in sys.modules if m.startswith(('llm_connectors.', 'httpx', 'anyio', 'pybreaker',"
+        " 'tenacity', 'cachetools', 'redis', 'opentelemetry', 'llama_cpp', 'aiohttp'))]\n"
+        "print(','.join(sorted(mods)))\n"
+        "lc.Message; lc.errors\n"
+        "print(','.join(sorted(m for m in sys.modules if m.startswith('llm_connectors.connectors'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    eager, after = out.splitlines()
+    assert eager == "llm_connectors._version"
+    assert after == ""  # types and errors load no provider module
+
+
+def test_unknown_attribute() -> None:
+    import pytest
+
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        lc.Nope  # noqa: B018
