@@ -28,7 +28,7 @@ def test_unknown_option_did_you_mean(conn: OpenAIConnector) -> None:
 
 
 def test_unknown_option_without_close_match_lists_accepted(conn: OpenAIConnector) -> None:
-    with pytest.raises(InvalidRequestError, match="Accepted options: .*temperature") as info:
+    with pytest.raises(InvalidRequestError, match=r"Accepted options: .*temperature") as info:
         prepare(conn, zzz=1)
     assert "Did you mean" not in str(info.value)
 
@@ -107,7 +107,7 @@ def test_reserved_options(conn: OpenAIConnector) -> None:
 
 
 def test_provider_options_unknown_provider_id(conn: OpenAIConnector) -> None:
-    with pytest.raises(InvalidRequestError, match="unknown provider 'olama'.*Did you mean 'ollama'"):
+    with pytest.raises(InvalidRequestError, match=r"unknown provider 'olama'.*Did you mean 'ollama'"):
         prepare(conn, provider_options={"olama": {}})
 
 
