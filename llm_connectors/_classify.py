@@ -62,6 +62,7 @@ class ErrorInfo:
 
     message: str
     codes: tuple[str, ...] = ()
+    request_id: str | None = None  # some bodies carry it (Anthropic, older Mistral 401s)
 
 
 def parse_error_body(status: int, body: bytes) -> ErrorInfo:
@@ -83,6 +84,14 @@ def parse_error_body(status: int, body: bytes) -> ErrorInfo:
 
 
 def _from_mapping(data: Mapping[str, Any]) -> ErrorInfo:
+    info = _message_and_codes(data)
+    request_id = data.get("request_id")
+    if isinstance(request_id, str) and request_id:
+        return ErrorInfo(info.message, info.codes, request_id)
+    return info
+
+
+def _message_and_codes(data: Mapping[str, Any]) -> ErrorInfo:
     codes: list[str] = []
     error = data.get("error")
     if isinstance(error, Mapping):  # OpenAI / Anthropic / OpenAI-compatible servers
@@ -158,7 +167,7 @@ def classify(
         info.message,
         provider=provider,
         status_code=status,
-        request_id=request_id,
+        request_id=request_id or info.request_id,
         retryable=should_retry_header(headers),
         retry_after=parse_retry_after(headers),
         code=info.codes[0] if info.codes else None,

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 import anyio
 import httpx
 
-from . import _json
+from . import _json, _pool
 from ._classify import ErrorInfo, classify, first_header, parse_error_body, transport_error
 from ._env import settings_from_env
 from ._framing import NDJSONDecoder, SSEDecoder
@@ -49,6 +49,7 @@ from .errors import (
     UnsupportedCapabilityError,
 )
 from .requests import ChatRequest, EmbeddingRequest, HTTPRequest
+from .resilience.pipeline import Resilience
 from .stream import ChatStream, OpenStream, StreamDecoder, StreamObserver
 from .types import ChatChunk, ChatResponse, EmbeddingResponse, MessageInput, ModelInfo, Usage
 
@@ -63,8 +64,8 @@ R = TypeVar("R")
 Req = TypeVar("Req", ChatRequest, EmbeddingRequest)
 C = TypeVar("C", bound="BaseConnector")
 MAX_MODEL_PAGES = 100
-_OPTION_CAPABILITIES = {"tools": Capability.TOOLS, "tool_choice": Capability.TOOLS,
-                        "response_format": Capability.JSON_MODE}
+_OPTION_CAPABILITIES = {"tools": Capability.TOOLS, "tool_choice": Capability.TOOLS}
+_FORMAT_CAPABILITIES = {"json_object": Capability.JSON_MODE, "json_schema": Capability.JSON_SCHEMA}
 
 
 class BaseConnector(abc.ABC):
@@ -81,6 +82,12 @@ class BaseConnector(abc.ABC):
         transport: An ``httpx.AsyncBaseTransport`` for the connector's own client (tests, proxies).
         pool: Connection pool limits for the connector's own client.
         provider_id: The id this instance answers to (defaults to ``definition.id``).
+        retry: A :class:`~llm_connectors.RetryPolicy` (or dict); ``None``: the default policy
+            (2 retries); ``False``: no retries.
+        circuit_breaker: A :class:`~llm_connectors.CircuitBreakerConfig` (or dict); ``None``:
+            defaults (5 failures, 30 s); ``False``: off.
+        rate_limit: A :class:`~llm_connectors.RateLimit` (or dict); ``None``: no client-side
+            limits (a 429's Retry-After still pauses the provider for everyone).
     """
 
     #: The declarative description of the provider; every subclass sets it.
@@ -109,6 +116,9 @@ class BaseConnector(abc.ABC):
         transport: httpx.AsyncBaseTransport | None = None,
         pool: PoolLimits | None = None,
         provider_id: str | None = None,
+        retry: Any = None,
+        circuit_breaker: Any = None,
+        rate_limit: Any = None,
     ) -> None:
         definition = self.definition
         self.provider: str = provider_id or definition.id
@@ -130,11 +140,18 @@ class BaseConnector(abc.ABC):
         check_headers(self._headers)
         self._client = http_client
         self._owns_client = http_client is None
+        self._pool_key: tuple[Any, ...] | None = None
+        self._httpx_timeout = self.timeouts.httpx_timeout()
         self._transport = transport
         self._pool = pool or PoolLimits()
         self._closed = False
         self._stats = ProviderStats()
         self._urls: dict[str, str] = {}
+        self._resilience = Resilience(self.provider, self.base_url, retry=retry, circuit_breaker=circuit_breaker,
+                                      rate_limit=rate_limit, stats=self._stats)
+        adapt = self._resilience.rate_limit is not None and self._resilience.rate_limit.adapt_to_headers
+        self._observe_headers: Callable[[httpx.Headers], None] | None = (
+            (lambda headers: self._resilience.limiter().observe_headers(headers)) if adapt else None)
 
     @classmethod
     def from_env(cls: type[C], environ: Mapping[str, str] | None = None, **kwargs: Any) -> C:
@@ -272,9 +289,12 @@ class BaseConnector(abc.ABC):
                 break
         return models
 
-    async def health_check(self) -> bool:
-        """True when the provider answers an authenticated request within a short deadline."""
-        deadline = anyio.current_time() + min(10.0, self.timeouts.total)
+    async def health_check(self, timeout: float | None = None) -> bool:
+        """True when the provider answers an authenticated request within ``timeout`` seconds.
+
+        Never raises for provider or network failures; the default timeout is 10 s.
+        """
+        deadline = anyio.current_time() + (timeout if timeout is not None else min(10.0, self.timeouts.total))
         try:
             await self._request_json(self.build_health_request(), deadline, "health check")
         except LLMConnectorError as exc:
@@ -283,14 +303,17 @@ class BaseConnector(abc.ABC):
         return True
 
     def stats(self) -> dict[str, dict[str, Any]]:
-        """Counters per provider: requests, errors by kind, latency, tokens."""
-        return {self.provider: self._stats.snapshot()}
+        """Counters per provider: requests, errors by kind, retries, latency, tokens, breaker state."""
+        return {self.provider: {**self._stats.snapshot(), **self._resilience.snapshot()}}
 
     async def aclose(self) -> None:
-        """Close the connector's HTTP client (not one you passed in). Safe to call twice."""
+        """Release the connector's HTTP client (not one you passed in). Safe to call twice."""
         self._closed = True
         client, self._client = self._client, None
-        if client is not None and self._owns_client:
+        key, self._pool_key = self._pool_key, None
+        if key is not None:
+            await _pool.release(key)
+        elif client is not None and self._owns_client:
             await client.aclose()
 
     async def __aenter__(self: T) -> T:
@@ -301,8 +324,8 @@ class BaseConnector(abc.ABC):
         await self.aclose()
 
     def __repr__(self) -> str:
-        return (f"<{type(self).__name__} provider={self.provider!r} base_url={self.base_url!r} "
-                f"default_model={self.default_model!r}>")
+        fields = " ".join(f"{name}={getattr(self, name, None)!r}" for name in ("provider", "base_url", "default_model"))
+        return f"<{type(self).__name__} {fields}>"
 
     # -- preparing requests (validation, before any I/O) ---------------------------------------
 
@@ -321,9 +344,10 @@ class BaseConnector(abc.ABC):
                 raise self._unsupported(needed, f"option {name!r}")
         checked = self.definition.validate_options(params)
         response_format = checked.get("response_format")
-        if response_format and response_format["type"] == "json_schema" \
-                and Capability.JSON_SCHEMA not in caps:
-            raise self._unsupported(Capability.JSON_SCHEMA, "response_format json_schema")
+        if response_format:
+            needed = _FORMAT_CAPABILITIES.get(response_format["type"])
+            if needed is not None and needed not in caps:
+                raise self._unsupported(needed, f"response_format {response_format['type']}")
         if Capability.VISION not in caps and has_images(msgs):
             raise self._unsupported(Capability.VISION, "image content")
         choice = checked.get("tool_choice")
@@ -463,14 +487,20 @@ class BaseConnector(abc.ABC):
         return request
 
     async def execute_chat(self, request: ChatRequest) -> ChatResponse:
-        """Run a prepared chat request through this connector's policies."""
-        return await self._observed(self._attempt_chat, self.start(request))
+        """Run a prepared chat request through this connector's policies (retry, breaker, limiter)."""
+        return await self._observed(self._chat_with_policies, self.start(request))
+
+    async def _chat_with_policies(self, request: ChatRequest) -> ChatResponse:
+        return await self._resilience.call(self._attempt_chat, request)
+
+    async def _embedding_with_policies(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        return await self._resilience.call(self._attempt_embedding, request)
 
     async def open_stream(self, request: ChatRequest) -> OpenStream:
         """Open a prepared stream through the policies, up to its first chunk."""
         self._stats.requests += 1
         try:
-            return await self._attempt_stream(self.start(request))
+            return await self._resilience.open_stream(self._attempt_stream, self.start(request))
         except BaseException as exc:
             self._stats.record_error(exc)
             raise
@@ -480,7 +510,7 @@ class BaseConnector(abc.ABC):
         request = self.start(request)
         size = self.embedding_batch_size
         if size is None or len(request.inputs) <= size:
-            return await self._observed(self._attempt_embedding, request)
+            return await self._observed(self._embedding_with_policies, request)
         batches = [replace(request, inputs=request.inputs[i:i + size])
                    for i in range(0, len(request.inputs), size)]
         results: list[EmbeddingResponse | None] = [None] * len(batches)
@@ -488,7 +518,7 @@ class BaseConnector(abc.ABC):
 
         async def run(index: int, batch: EmbeddingRequest) -> None:
             async with limiter:
-                results[index] = await self._observed(self._attempt_embedding, batch)
+                results[index] = await self._observed(self._embedding_with_policies, batch)
 
         try:
             async with anyio.create_task_group() as tg:
@@ -627,8 +657,10 @@ class BaseConnector(abc.ABC):
             content = _json.dumps(request.json)
             headers["content-type"] = "application/json"
         http_request = client.build_request(request.method, url, content=content, params=request.params,
-                                            headers=headers)
+                                            headers=headers, timeout=self._httpx_timeout)
         response = await client.send(http_request, stream=True)
+        if self._observe_headers is not None:
+            self._observe_headers(response.headers)
         if response.status_code < 300:
             return response
         try:
@@ -653,9 +685,14 @@ class BaseConnector(abc.ABC):
                        codes=self.error_codes)
         return self._scrubbed(err)
 
+    def secrets(self) -> list[Secret]:
+        """Every credential this connector holds; scrubbed from any provider text we surface."""
+        return [self._api_key] if self._api_key is not None else []
+
     def _scrubbed(self, err: LLMConnectorError) -> LLMConnectorError:
-        if self._api_key is not None:
-            message = scrub(err.message, [self._api_key])
+        held = self.secrets()
+        if held:
+            message = scrub(err.message, held)
             if message != err.message:
                 err.message = message
                 err.args = (message,)
@@ -671,7 +708,11 @@ class BaseConnector(abc.ABC):
         if client is None:
             if self._closed:
                 raise ConfigurationError(f"the {self.provider} connector is closed", provider=self.provider)
-            client = self._client = make_client(self.timeouts, self._pool, self._transport)
+            if self._transport is None:  # the usual case: share one pool per endpoint and loop
+                client, self._pool_key = _pool.acquire(self.provider, self.base_url, self.timeouts, self._pool)
+            else:
+                client = make_client(self.timeouts, self._pool, self._transport)
+            self._client = client
         return client
 
 

@@ -5,26 +5,21 @@ from __future__ import annotations
 import difflib
 import importlib
 import threading
-from collections.abc import Awaitable, Callable, Generator, Iterable
-from types import TracebackType
-from typing import Any, Generic, TypeVar
+from collections.abc import Iterable
+from typing import Any
 
 from .base import BaseConnector
 from .definition import AuthSpec, ServiceDefinition
 from .errors import ConfigurationError, InvalidRequestError
 
 __all__ = [
-    "ConnectorHandle",
     "connector_class",
     "describe",
-    "get_connector",
     "is_provider_id",
     "provider_ids",
     "register_connector",
     "register_openai_compatible",
 ]
-
-C = TypeVar("C", bound=BaseConnector)
 
 # Built-ins by import path, so `import llm_connectors` imports no provider module.
 _BUILTINS: dict[str, str] = {
@@ -66,8 +61,8 @@ def register_connector(provider_id: str, cls: type[BaseConnector], *, aliases: I
 
 
 def provider_ids() -> list[str]:
-    """Every known provider id (built-in and registered), sorted; aliases not included."""
-    return sorted(set(_BUILTINS) | set(_REGISTERED))
+    """Every known provider id (built-in, registered and installed plugins), sorted; no aliases."""
+    return sorted(set(_BUILTINS) | set(_REGISTERED) | set(_plugin_entry_points()))
 
 
 def canonical_id(name: str) -> str:
@@ -76,7 +71,17 @@ def canonical_id(name: str) -> str:
 
 def is_provider_id(name: str) -> bool:
     name = canonical_id(name)
-    return name in _REGISTERED or name in _BUILTINS
+    return name in _REGISTERED or name in _BUILTINS or name in _plugin_names()
+
+
+_PLUGIN_NAMES: frozenset[str] | None = None
+
+
+def _plugin_names() -> frozenset[str]:
+    global _PLUGIN_NAMES
+    if _PLUGIN_NAMES is None:
+        _PLUGIN_NAMES = frozenset(_plugin_entry_points())
+    return _PLUGIN_NAMES
 
 
 def check_provider_ids(names: Iterable[str], *, what: str) -> None:
@@ -93,14 +98,43 @@ def _did_you_mean(name: str) -> str:
     return f"{hint} Registered providers: {', '.join(provider_ids())}."
 
 
+ENTRY_POINT_GROUP = "llm_connectors.providers"
+
+
+def _plugin_entry_points() -> dict[str, Any]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _load_plugin(name: str) -> type[BaseConnector] | None:
+    """Load a third-party connector registered under the entry-point group, if there is one."""
+    ep = _plugin_entry_points().get(name)
+    if ep is None:
+        return None
+    try:
+        cls = ep.load()
+    except Exception as exc:  # a broken plugin must say which one it is
+        raise ConfigurationError(f"provider plugin {name!r} ({ep.value}) failed to load: "
+                                 f"{type(exc).__name__}: {exc}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, BaseConnector)):
+        raise ConfigurationError(f"provider plugin {name!r} ({ep.value}) is not a BaseConnector subclass")
+    with _LOCK:
+        return _REGISTERED.setdefault(name, cls)
+
+
 def connector_class(provider_id: str) -> type[BaseConnector]:
-    """The connector class for an id or alias, importing a built-in on first use."""
+    """The connector class for an id or alias: registered, built-in (imported on first use), or a
+    plugin from the ``llm_connectors.providers`` entry-point group (looked up on first unknown id)."""
     name = canonical_id(provider_id)
     registered = _REGISTERED.get(name)
     if registered is not None:
         return registered
     path = _BUILTINS.get(name)
     if path is None:
+        plugin = _load_plugin(name)
+        if plugin is not None:
+            return plugin
         raise ConfigurationError(f"unknown provider {provider_id!r}." + _did_you_mean(provider_id))
     module_name, _, attr = path.partition(":")
     cls: type[BaseConnector] = getattr(importlib.import_module(module_name), attr)
@@ -128,51 +162,13 @@ def split_spec(spec: str) -> tuple[str, str | None]:
 
 
 def create_connector(spec: str, **kwargs: Any) -> BaseConnector:
-    """Build a connector from ``"provider"`` / ``"provider:model"``, reading its env variables."""
+    """Build one connector from ``"provider"`` / ``"provider:model"``, reading its env variables."""
     provider, model = split_spec(spec)
     cls = connector_class(provider)
     if model is not None:
         kwargs.setdefault("default_model", model)
     kwargs.setdefault("provider_id", canonical_id(provider))
     return cls.from_env(**kwargs)
-
-
-class ConnectorHandle(Generic[C]):
-    """What :func:`get_connector` returns: ``await`` it, or use it with ``async with``."""
-
-    __slots__ = ("_connector", "_factory")
-
-    def __init__(self, factory: Callable[[], Awaitable[C]]) -> None:
-        self._factory = factory
-        self._connector: C | None = None
-
-    async def _get(self) -> C:
-        if self._connector is None:
-            self._connector = await self._factory()
-        return self._connector
-
-    def __await__(self) -> Generator[Any, None, C]:
-        return self._get().__await__()
-
-    async def __aenter__(self) -> C:
-        return await self._get()
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        if self._connector is not None:
-            await self._connector.aclose()
-
-
-def get_connector(spec: str, **kwargs: Any) -> ConnectorHandle[BaseConnector]:
-    """Get a connector by provider id, alias or ``"provider:model"``.
-
-    Keyword arguments go to the connector (``api_key``, ``base_url``, ``timeout``...);
-    credentials and base URLs missing from them are read from the environment.
-    """
-    async def build() -> BaseConnector:
-        return create_connector(spec, **kwargs)
-
-    return ConnectorHandle(build)
 
 
 def register_openai_compatible(

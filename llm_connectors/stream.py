@@ -11,6 +11,7 @@ The life of a stream:
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from types import TracebackType
@@ -105,10 +106,19 @@ class StreamDecoder:
         )
 
 
-class OpenStream:
-    """A stream whose response is open and whose first chunk (if any) has been read."""
+#: Told once how an opened stream ended: (response, None) on success, (None, error) on failure,
+#: (None, None) when the caller abandoned it.
+FinishHook = Callable[[ChatResponse | None, BaseException | None], None]
 
-    __slots__ = ("decoder", "first", "provider", "rest")
+
+class OpenStream:
+    """A stream whose response is open and whose first chunk (if any) has been read.
+
+    ``on_finish`` hooks (the rate limiter's slot, the breaker's mid-stream accounting) run
+    exactly once when the stream ends, however it ends.
+    """
+
+    __slots__ = ("decoder", "first", "on_finish", "provider", "rest")
 
     def __init__(self, first: ChatChunk | None, rest: AsyncGenerator[ChatChunk, None],
                  decoder: StreamDecoder) -> None:
@@ -116,9 +126,25 @@ class OpenStream:
         self.rest = rest
         self.decoder = decoder
         self.provider = decoder.provider
+        self.on_finish: list[FinishHook] = []
+
+    def finish(self, response: ChatResponse | None, error: BaseException | None) -> None:
+        hooks, self.on_finish = self.on_finish, []
+        for hook in hooks:
+            hook(response, error)
 
     async def aclose(self) -> None:
-        await self.rest.aclose()
+        try:
+            await self.rest.aclose()
+        finally:
+            self.finish(None, None)
+
+    def __del__(self) -> None:
+        # Abandoned without aclose() (a bare `async for` left early): still give back the
+        # concurrency slot. Hooks are synchronous and idempotent.
+        if self.on_finish:
+            with contextlib.suppress(Exception):  # never raise from a finalizer
+                self.finish(None, None)
 
 
 #: Told once how a stream ended: (response or None, error or None, seconds, time to first chunk).
@@ -185,6 +211,7 @@ class ChatStream:
                     partial=partial, provider=exc.provider or stream.provider,
                     status_code=exc.status_code, request_id=exc.request_id, code=exc.code,
                 )
+                interrupted.__cause__ = exc  # hooks look at what broke the stream
                 self._notify(None, interrupted)
                 raise interrupted from exc
             self._notify(None, exc)
@@ -211,6 +238,8 @@ class ChatStream:
         if self._finished:
             return
         self._finished = True
+        if self._open is not None:
+            self._open.finish(response, error)
         if self._observer is not None and self._started_at:
             self._observer(response, error, time.perf_counter() - self._started_at, self._ttft)
 

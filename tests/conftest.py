@@ -31,3 +31,13 @@ def openai_fake() -> OpenAIFake:
 def openai_server(openai_fake: OpenAIFake) -> Iterator[FakeServer]:
     with FakeServer(openai_fake) as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def fresh_resilience_state() -> Iterator[None]:
+    """Breakers, budgets and limiters are process-wide; no test may inherit another's."""
+    from llm_connectors.resilience import reset_shared_state
+
+    reset_shared_state()
+    yield
+    reset_shared_state()

@@ -29,7 +29,8 @@ def mock() -> Any:
 
 @pytest.fixture
 async def conn() -> Any:
-    async with OpenAIConnector(api_key="sk-test") as c:
+    # Wire-mapping tests want each error as it comes: no retries, no breaker (see test_resilience*).
+    async with OpenAIConnector(api_key="sk-test", retry=False, circuit_breaker=False) as c:
         yield c
 
 

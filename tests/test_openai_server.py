@@ -15,6 +15,7 @@ USER = [{"role": "user", "content": "Hi"}]
 
 
 def connector(server: FakeServer, **kwargs: object) -> OpenAIConnector:
+    kwargs.setdefault("retry", False)
     return OpenAIConnector(api_key="sk-local", base_url=server.url + "/v1", **kwargs)  # type: ignore[arg-type]
 
 

@@ -67,7 +67,7 @@ async def test_canary_never_leaks(canary_key: str, caplog: pytest.LogCaptureFixt
     ])
     errors: list[BaseException] = []
     with FakeServer(fake) as server:
-        async with OpenAIConnector(api_key=canary_key, base_url=server.url + "/v1") as conn:
+        async with OpenAIConnector(api_key=canary_key, base_url=server.url + "/v1", retry=False) as conn:
             assert canary_key not in repr(conn) + str(conn)
             for _ in range(2):
                 with pytest.raises(lc.LLMConnectorError) as info:
@@ -79,7 +79,7 @@ async def test_canary_never_leaks(canary_key: str, caplog: pytest.LogCaptureFixt
             assert not await conn.health_check() or True
     with respx.mock() as mock:
         mock.post(url__regex=".*").mock(side_effect=httpx.ConnectError("refused"))
-        async with OpenAIConnector(api_key=canary_key) as conn:
+        async with OpenAIConnector(api_key=canary_key, retry=False) as conn:
             with pytest.raises(lc.NetworkError) as info:
                 await conn.generate_chat("m", USER)
             errors.append(info.value)

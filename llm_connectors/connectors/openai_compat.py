@@ -21,7 +21,7 @@ from ..definition import AuthSpec, Capability, ServiceDefinition, common_paramet
 from ..errors import ProtocolError
 from ..requests import ChatRequest, EmbeddingRequest, HTTPRequest
 from ..stream import StreamDecoder
-from ..types import ChatChunk, ChatResponse, EmbeddingResponse, Message, ModelInfo, ToolCall, Usage
+from ..types import ChatChunk, ChatResponse, EmbeddingResponse, Message, ModelInfo, ReasoningBlock, ToolCall, Usage
 
 __all__ = [
     "OpenAICompatibleConnector",
@@ -303,6 +303,8 @@ class OpenAICompatibleConnector(BaseConnector):
             raw=data,
             id=data.get("id"),
             reasoning=reasoning,
+            # the same shape a collected stream has, so streamed and plain answers compare equal
+            reasoning_blocks=[ReasoningBlock(text=reasoning)] if reasoning else [],
             native_finish_reason=native,
         )
 

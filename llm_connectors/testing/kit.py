@@ -38,7 +38,11 @@ class WireKit(abc.ABC):
 
     @abc.abstractmethod
     def make_connector(self, base_url: str, **kwargs: Any) -> BaseConnector:
-        """A connector pointed at ``base_url`` (the fake server), with a test key."""
+        """A connector pointed at ``base_url`` (the fake server), with a test key.
+
+        Kits default to ``retry=False, circuit_breaker=False``: the suites that use them check
+        the wire mapping of each reply, which retries would hide. Pass them to override.
+        """
 
     @abc.abstractmethod
     def chat_reply(self, text: str, *, tool_calls: Sequence[ToolCall] = (), input_tokens: int = 7,

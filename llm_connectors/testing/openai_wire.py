@@ -145,6 +145,8 @@ class OpenAIWireKit(WireKit):
         from ..connectors.openai import OpenAIConnector
 
         kwargs.setdefault("api_key", "test-key")
+        kwargs.setdefault("retry", False)  # kits test wire mapping; resilience has its own suites
+        kwargs.setdefault("circuit_breaker", False)
         return OpenAIConnector(base_url=base_url + "/v1", **kwargs)
 
     def _usage(self, input_tokens: int, output_tokens: int) -> dict[str, int]:

@@ -193,6 +193,8 @@ class FakeServer:
             await writer.drain()
             return True
         for piece in reply.chunks:
+            if writer.transport.is_closing():
+                return False  # the client went away
             if isinstance(piece, float):
                 await writer.drain()
                 if not await _pause(reader, writer, piece):

@@ -1,0 +1,251 @@
+"""The resilience layers around one connector, in the fixed order of STYLE.md:
+
+    (fallback →) retry → circuit breaker → rate limiter → connector → transport
+
+Retry sits outside the breaker, so an open circuit ends retrying at once and a fallback chain
+moves on. The open-circuit check runs before the limiter, so a dead provider never holds a
+rate-limit slot; limiter waits are outside the breaker's accounting. Streams pass through
+these layers only until their first chunk; after that a failure is recorded on the breaker and
+the limiter's reservation is reconciled when the stream ends.
+
+Breakers, retry budgets and 429 cooldowns are shared per (provider, base URL) by every
+connector in the process; rate limiters per event loop, since anyio primitives are loop-bound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+
+from .._pool import current_loop_token
+from ..errors import LLMConnectorError, RateLimitError
+from ..requests import ChatRequest, EmbeddingRequest
+from ..stream import OpenStream
+from ..types import ChatResponse, Usage
+from .breaker import Breaker
+from .config import CircuitBreakerConfig, RateLimit, RetryPolicy, coerce
+from .ratelimit import Cooldown, Permit, RateLimiter
+from .retry import RetryBudget, call_with_retries
+
+if TYPE_CHECKING:
+    from .._stats import ProviderStats
+
+__all__ = ["Resilience", "reset_shared_state"]
+
+R = TypeVar("R")
+
+_lock = threading.Lock()
+_breakers: dict[tuple[Any, ...], Breaker] = {}
+_budgets: dict[tuple[str, str], RetryBudget] = {}
+_cooldowns: dict[tuple[Any, ...], tuple[object, Cooldown]] = {}
+_limiters: dict[tuple[Any, ...], tuple[object, RateLimiter]] = {}
+
+
+def reset_shared_state() -> None:
+    """Forget every breaker, budget, cooldown and limiter (tests; after reconfiguring)."""
+    with _lock:
+        _breakers.clear()
+        _budgets.clear()
+        _cooldowns.clear()
+        _limiters.clear()
+
+
+def _loop_scoped(table: dict[tuple[Any, ...], tuple[object, Any]], key: tuple[Any, ...],
+                 make: Callable[[], Any]) -> Any:
+    loop = current_loop_token()
+    full = (id(loop), *key)
+    with _lock:
+        found = table.get(full)
+        if found is None or found[0] is not loop:
+            found = table[full] = (loop, make())
+        return found[1]
+
+
+class Resilience:
+    """Retry, breaker and limiter settings of one connector, bound to the shared state.
+
+    Args:
+        provider: Provider id (for errors and metrics).
+        base_url: The endpoint; shared state is keyed by (provider, base_url).
+        retry: :class:`RetryPolicy`, a dict of its fields, ``True``/``None`` (defaults) or ``False``.
+        circuit_breaker: :class:`CircuitBreakerConfig`, a dict, ``True``/``None`` (defaults) or ``False``.
+        rate_limit: :class:`RateLimit` or a dict; ``None``/``False``: none (429 cooldowns still apply).
+        stats: The connector's counters (retries, limiter waits).
+    """
+
+    def __init__(self, provider: str, base_url: str, *, retry: Any = None, circuit_breaker: Any = None,
+                 rate_limit: Any = None, stats: ProviderStats | None = None) -> None:
+        self.provider = provider
+        self.base_url = base_url
+        self.retry_policy = RetryPolicy() if retry is None else coerce(RetryPolicy, retry, what="retry")
+        self.breaker_config = (CircuitBreakerConfig() if circuit_breaker is None
+                               else coerce(CircuitBreakerConfig, circuit_breaker, what="circuit_breaker"))
+        self.rate_limit = coerce(RateLimit, rate_limit, what="rate_limit")
+        self._stats = stats
+        self._key = (provider, base_url)
+
+    # -- shared state --------------------------------------------------------------------------
+
+    @property
+    def breaker(self) -> Breaker | None:
+        config = self.breaker_config
+        if config is None:
+            return None
+        key = (*self._key, config)
+        breaker = _breakers.get(key)
+        if breaker is None:
+            with _lock:
+                breaker = _breakers.setdefault(key, Breaker(f"{self.provider}@{self.base_url}", config))
+        return breaker
+
+    @property
+    def budget(self) -> RetryBudget | None:
+        if self.retry_policy is None or not self.retry_policy.budget:
+            return None
+        budget = _budgets.get(self._key)
+        if budget is None:
+            with _lock:
+                budget = _budgets.setdefault(self._key, RetryBudget())
+        return budget
+
+    def limiter(self) -> RateLimiter:
+        cooldown: Cooldown = _loop_scoped(_cooldowns, self._key, Cooldown)
+        return _loop_scoped(_limiters, (*self._key, self.rate_limit),  # type: ignore[no-any-return]
+                            lambda: RateLimiter(self.provider, self.rate_limit, cooldown))
+
+    # -- running -------------------------------------------------------------------------------
+
+    async def call(self, attempt: Callable[[Any], Awaitable[R]], request: ChatRequest | EmbeddingRequest) -> R:
+        """Run a non-streaming call through retry → breaker → limiter → attempt."""
+        tokens = self._reservation(request)
+
+        async def once() -> R:
+            limiter, breaker = self.limiter(), self.breaker
+            if breaker is not None:
+                breaker.check()
+            permit = await self._admit(limiter, tokens, request.deadline)
+            try:
+                with _guarded(breaker):
+                    result = await attempt(request)
+            except BaseException as exc:
+                permit.refund()
+                self._after_error(limiter, exc)
+                raise
+            finally:
+                permit.release()
+            permit.reconcile(_total_tokens(getattr(result, "usage", None)))
+            return result
+
+        return await self._with_retries(once, request.deadline)
+
+    async def open_stream(self, attempt: Callable[[ChatRequest], Awaitable[OpenStream]],
+                          request: ChatRequest) -> OpenStream:
+        """Open a stream through the layers; they act only until its first chunk."""
+        tokens = self._reservation(request)
+
+        async def once() -> OpenStream:
+            limiter, breaker = self.limiter(), self.breaker
+            if breaker is not None:
+                breaker.check()
+            permit = await self._admit(limiter, tokens, request.deadline)
+            probe = breaker.begin() if breaker is not None else False
+            try:
+                stream = await attempt(request)
+            except BaseException as exc:
+                if breaker is not None:
+                    breaker.end(probe, exc)
+                permit.refund()
+                permit.release()
+                self._after_error(limiter, exc)
+                raise
+            stream.on_finish.append(
+                lambda response, error: self._stream_finished(permit, breaker, probe, response, error))
+            return stream
+
+        return await self._with_retries(once, request.deadline)
+
+    async def _with_retries(self, once: Callable[[], Awaitable[R]], deadline: float | None) -> R:
+        policy = self.retry_policy
+        if policy is None or policy.max_retries == 0:
+            return await once()
+        return await call_with_retries(once, policy=policy, deadline=deadline, budget=self.budget,
+                                       on_retry=self._count_retry)
+
+    async def _admit(self, limiter: RateLimiter, tokens: int, deadline: float | None) -> Permit:
+        started = time.perf_counter()
+        permit = await limiter.acquire(tokens, deadline)
+        if self._stats is not None:
+            self._stats.limiter_wait += time.perf_counter() - started
+        return permit
+
+    def _after_error(self, limiter: RateLimiter, error: BaseException) -> None:
+        # A provider 429 with Retry-After pauses this provider for every caller in the process.
+        if isinstance(error, RateLimitError) and error.status_code == 429 and error.retry_after:
+            limiter.cooldown.block(error.retry_after, anyio.current_time())
+
+    def _stream_finished(self, permit: Permit, breaker: Breaker | None, probe: bool,
+                         response: ChatResponse | None, error: BaseException | None) -> None:
+        permit.release()
+        if response is not None:
+            permit.reconcile(_total_tokens(response.usage))
+        if breaker is None:
+            return
+        if response is not None:
+            breaker.end(probe, None)
+        elif isinstance(error, LLMConnectorError):
+            # A stream broken mid-way is recorded by what broke it, not by the wrapper.
+            cause = error.__cause__ if isinstance(error.__cause__, LLMConnectorError) else error
+            breaker.end(probe, cause)
+        else:  # abandoned by the caller, or cancelled: neutral
+            breaker.end(probe, error, finished=False)
+
+    def _count_retry(self, error: LLMConnectorError, wait: float) -> None:
+        if self._stats is not None:
+            self._stats.retries += 1
+
+    def _reservation(self, request: ChatRequest | EmbeddingRequest) -> int:
+        """Tokens a call reserves: a rough input estimate plus its output allowance."""
+        config = self.rate_limit
+        if config is None or config.tokens_per_minute is None:
+            return 0
+        if isinstance(request, EmbeddingRequest):
+            return sum(len(text) for text in request.inputs) // 4 + 1
+        chars = sum(len(m.text) for m in request.messages) + 16 * len(request.messages)
+        if request.params.get("tools"):
+            chars += len(json.dumps(request.params["tools"]))
+        output = request.params.get("max_tokens") or config.default_output_tokens
+        return chars // 4 + 1 + int(output)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Breaker state and budget, for ``stats()``."""
+        breaker = self.breaker
+        budget = self.budget
+        return {
+            "breaker": breaker.snapshot() if breaker is not None else None,
+            "retry_budget": budget.tokens if budget is not None else None,
+        }
+
+
+@contextlib.contextmanager
+def _guarded(breaker: Breaker | None) -> Iterator[None]:
+    if breaker is None:
+        yield
+    else:
+        with breaker.guard():
+            yield
+
+
+def _total_tokens(usage: Usage | None) -> int | None:
+    if usage is None:
+        return None
+    if usage.total_tokens is not None:
+        return usage.total_tokens
+    if usage.input_tokens is None and usage.output_tokens is None:
+        return None
+    return (usage.input_tokens or 0) + (usage.output_tokens or 0)
