@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from ._http import PoolLimits, Timeouts, make_client
+from ._transport import make_transport, resolve
 
 
 @dataclass
@@ -42,18 +43,20 @@ def current_loop_token() -> object:
     return asyncio.get_running_loop()
 
 
-def acquire(provider: str, base_url: str, timeouts: Timeouts,
-            limits: PoolLimits) -> tuple[httpx.AsyncClient, tuple[Any, ...]]:
-    """The shared client for this endpoint on this loop; the caller must :func:`release` the key.
+def acquire(provider: str, base_url: str, timeouts: Timeouts, limits: PoolLimits,
+            transport: str = "auto") -> tuple[httpx.AsyncClient, tuple[Any, ...]]:
+    """The shared client for this endpoint, engine and loop; the caller must :func:`release` the key.
 
     The first connector's pool limits size the shared pool; timeouts are set per request.
     """
     loop = current_loop_token()
-    key = (id(loop), provider, base_url)
+    kind = resolve(transport)
+    key = (id(loop), provider, base_url, kind)
     with _lock:
         entry = _clients.get(key)
         if entry is None or entry.client.is_closed or entry.loop is not loop:
-            entry = _clients[key] = _Entry(make_client(timeouts, limits), 0, loop)
+            engine = make_transport(kind, limits.httpx_limits())
+            entry = _clients[key] = _Entry(make_client(timeouts, limits, engine), 0, loop)
         entry.users += 1
         return entry.client, key
 

@@ -38,6 +38,7 @@ from ._http import (
 )
 from ._messages import has_images, normalize_messages
 from ._secrets import Secret, check_header_value, check_headers, scrub
+from ._transport import check_choice
 from ._stats import ProviderStats
 from .definition import RESERVED_OPTIONS, Capability, ServiceDefinition
 from .errors import (
@@ -79,7 +80,9 @@ class BaseConnector(abc.ABC):
         timeout: Seconds for the overall deadline of each call, or a :class:`Timeouts`.
         headers: Extra headers sent with every request (validated now, not at send time).
         http_client: Your own ``httpx.AsyncClient``; the connector will not close it.
-        transport: An ``httpx.AsyncBaseTransport`` for the connector's own client (tests, proxies).
+        transport: ``"httpx"``, ``"aiohttp"`` (the ``fast`` extra; asyncio only) or ``"auto"``
+            (the default: aiohttp under asyncio when installed, else httpx); or an
+            ``httpx.AsyncBaseTransport`` for the connector's own client (tests, proxies).
         pool: Connection pool limits for the connector's own client.
         provider_id: The id this instance answers to (defaults to ``definition.id``).
         retry: A :class:`~llm_connectors.RetryPolicy` (or dict); ``None``: the default policy
@@ -113,7 +116,7 @@ class BaseConnector(abc.ABC):
         timeout: float | Timeouts | None = None,
         headers: Mapping[str, str] | None = None,
         http_client: httpx.AsyncClient | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: str | httpx.AsyncBaseTransport | None = None,
         pool: PoolLimits | None = None,
         provider_id: str | None = None,
         retry: Any = None,
@@ -142,7 +145,8 @@ class BaseConnector(abc.ABC):
         self._owns_client = http_client is None
         self._pool_key: tuple[Any, ...] | None = None
         self._httpx_timeout = self.timeouts.httpx_timeout()
-        self._transport = transport
+        self._transport = transport if isinstance(transport, httpx.AsyncBaseTransport) else None
+        self._engine = check_choice(transport if isinstance(transport, str) or transport is None else "auto")
         self._pool = pool or PoolLimits()
         self._closed = False
         self._stats = ProviderStats()
@@ -709,7 +713,8 @@ class BaseConnector(abc.ABC):
             if self._closed:
                 raise ConfigurationError(f"the {self.provider} connector is closed", provider=self.provider)
             if self._transport is None:  # the usual case: share one pool per endpoint and loop
-                client, self._pool_key = _pool.acquire(self.provider, self.base_url, self.timeouts, self._pool)
+                client, self._pool_key = _pool.acquire(self.provider, self.base_url, self.timeouts, self._pool,
+                                                       self._engine)
             else:
                 client = make_client(self.timeouts, self._pool, self._transport)
             self._client = client

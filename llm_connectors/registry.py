@@ -24,6 +24,7 @@ __all__ = [
 # Built-ins by import path, so `import llm_connectors` imports no provider module.
 _BUILTINS: dict[str, str] = {
     "claude": "llm_connectors.connectors.claude:ClaudeConnector",
+    "local": "llm_connectors.connectors.local:LocalConnector",
     "mistral": "llm_connectors.connectors.mistral:MistralConnector",
     "ollama": "llm_connectors.connectors.ollama:OllamaConnector",
     "openai": "llm_connectors.connectors.openai:OpenAIConnector",
