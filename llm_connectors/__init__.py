@@ -47,6 +47,8 @@ if TYPE_CHECKING:
     )
     from .factory import ConnectorHandle, get_connector
     from .fallback import FallbackConnector
+    from .hooks import HookContext, Hooks
+    from .pricing import Price, estimate_cost, set_price
     from .registry import (
         describe,
         provider_ids,
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
         register_openai_compatible,
     )
     from .requests import ChatRequest, EmbeddingRequest, HTTPRequest
+    from .resilience.cache import CacheConfig
     from .resilience.config import CircuitBreakerConfig, RateLimit, RetryPolicy
     from .stream import ChatStream, OpenStream, StreamDecoder
     from .types import (
@@ -73,6 +76,7 @@ _LAZY: dict[str, str] = {
     "AuthSpec": ".definition",
     "AuthenticationError": ".errors",
     "BaseConnector": ".base",
+    "CacheConfig": ".resilience.cache",
     "Capability": ".definition",
     "ChatChunk": ".types",
     "ChatRequest": ".requests",
@@ -88,6 +92,8 @@ _LAZY: dict[str, str] = {
     "EmbeddingResponse": ".types",
     "FallbackConnector": ".fallback",
     "HTTPRequest": ".requests",
+    "HookContext": ".hooks",
+    "Hooks": ".hooks",
     "InvalidRequestError": ".errors",
     "LLMConnectorError": ".errors",
     "Message": ".types",
@@ -100,6 +106,7 @@ _LAZY: dict[str, str] = {
     "ParameterDefinition": ".definition",
     "PermissionDeniedError": ".errors",
     "PoolLimits": "._http",
+    "Price": ".pricing",
     "ProtocolError": ".errors",
     "ProviderError": ".errors",
     "QuotaExceededError": ".errors",
@@ -117,10 +124,12 @@ _LAZY: dict[str, str] = {
     "UnsupportedCapabilityError": ".errors",
     "Usage": ".types",
     "describe": ".registry",
+    "estimate_cost": ".pricing",
     "get_connector": ".factory",
     "provider_ids": ".registry",
     "register_connector": ".registry",
     "register_openai_compatible": ".registry",
+    "set_price": ".pricing",
 }
 
 __all__ = [
@@ -128,6 +137,7 @@ __all__ = [
     "AuthSpec",
     "AuthenticationError",
     "BaseConnector",
+    "CacheConfig",
     "Capability",
     "ChatChunk",
     "ChatRequest",
@@ -143,6 +153,8 @@ __all__ = [
     "EmbeddingResponse",
     "FallbackConnector",
     "HTTPRequest",
+    "HookContext",
+    "Hooks",
     "InvalidRequestError",
     "LLMConnectorError",
     "Message",
@@ -155,6 +167,7 @@ __all__ = [
     "ParameterDefinition",
     "PermissionDeniedError",
     "PoolLimits",
+    "Price",
     "ProtocolError",
     "ProviderError",
     "QuotaExceededError",
@@ -174,10 +187,12 @@ __all__ = [
     "__version__",
     "describe",
     "errors",
+    "estimate_cost",
     "get_connector",
     "provider_ids",
     "register_connector",
     "register_openai_compatible",
+    "set_price",
 ]
 
 

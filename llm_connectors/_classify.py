@@ -158,6 +158,8 @@ def classify(
     cls = _BY_STATUS.get(status) or (e.ProviderError if status >= 500 else e.InvalidRequestError)
     for code in info.codes:
         mapped = codes.get(code) or COMMON_CODES.get(code)
+        if mapped is e.ProviderError and status in _BY_STATUS:
+            continue  # a generic "api_error" must not turn a specific 408/422 into a retryable 5xx
         if mapped is not None:
             cls = mapped
             break

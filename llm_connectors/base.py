@@ -14,7 +14,7 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from types import TracebackType
 from typing import Any, ClassVar, Literal, TypeVar
@@ -22,24 +22,18 @@ from typing import Any, ClassVar, Literal, TypeVar
 import anyio
 import httpx
 
-from . import _json, _pool
-from ._classify import ErrorInfo, classify, first_header, parse_error_body, transport_error
+from . import _io, _json, _pool
+from ._batch import BatchItem, BatchResult, ProgressCallback, run_chat_batch
+from ._calls import CURRENT_CALL, CallRecord
+from ._classify import ErrorInfo, classify, parse_error_body, transport_error
+from ._credentials import Credentials, KeySource
 from ._env import settings_from_env
-from ._framing import NDJSONDecoder, SSEDecoder
-from ._http import (
-    MAX_BODY_BYTES,
-    MAX_ERROR_BODY_BYTES,
-    PoolLimits,
-    Timeouts,
-    check_base_url,
-    join_url,
-    make_client,
-    read_bounded,
-)
+from ._http import PoolLimits, Timeouts, join_url, make_client
 from ._messages import has_images, normalize_messages
-from ._secrets import Secret, check_header_value, check_headers, scrub
-from ._transport import check_choice
+from ._secrets import Secret, check_headers
 from ._stats import ProviderStats
+from ._transport import check_choice
+from ._urls import check_base_url
 from .definition import RESERVED_OPTIONS, Capability, ServiceDefinition
 from .errors import (
     BuiltinTimeoutError,
@@ -49,10 +43,12 @@ from .errors import (
     ProviderError,
     UnsupportedCapabilityError,
 )
+from .hooks import Hooks, Operation
 from .requests import ChatRequest, EmbeddingRequest, HTTPRequest
+from .resilience.cache import ResponseCache, cache_key, shared_cache
 from .resilience.pipeline import Resilience
-from .stream import ChatStream, OpenStream, StreamDecoder, StreamObserver
-from .types import ChatChunk, ChatResponse, EmbeddingResponse, MessageInput, ModelInfo, Usage
+from .stream import ChatStream, OpenStream, StreamDecoder
+from .types import ChatResponse, EmbeddingResponse, MessageInput, ModelInfo, Usage
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
@@ -61,7 +57,7 @@ __all__ = ["BaseConnector"]
 
 logger = logging.getLogger("llm_connectors")
 T = TypeVar("T")
-R = TypeVar("R")
+Res = TypeVar("Res", ChatResponse, EmbeddingResponse)
 Req = TypeVar("Req", ChatRequest, EmbeddingRequest)
 C = TypeVar("C", bound="BaseConnector")
 MAX_MODEL_PAGES = 100
@@ -91,6 +87,15 @@ class BaseConnector(abc.ABC):
             defaults (5 failures, 30 s); ``False``: off.
         rate_limit: A :class:`~llm_connectors.RateLimit` (or dict); ``None``: no client-side
             limits (a 429's Retry-After still pauses the provider for everyone).
+        cache: A :class:`~llm_connectors.CacheConfig` (or dict, or ``True``) to cache complete
+            non-streaming answers, embeddings and model lists; off by default.
+        hooks: :class:`~llm_connectors.Hooks` called around every call.
+        log_payloads: Log request and response bodies (scrubbed, truncated) at DEBUG on the
+            ``llm_connectors.payloads`` logger. Off by default: prompts are never logged otherwise.
+        follow_redirects: Follow redirects (credentials are dropped on any cross-origin hop and
+            https is never downgraded). Off by default: a redirect is reported as an error.
+        allow_insecure_http: Allow plain ``http`` to a non-loopback host.
+        allow_private_network: Allow link-local and cloud-metadata addresses as ``base_url``.
     """
 
     #: The declarative description of the provider; every subclass sets it.
@@ -109,7 +114,7 @@ class BaseConnector(abc.ABC):
     def __init__(
         self,
         *,
-        api_key: str | Secret | None = None,
+        api_key: KeySource = None,
         base_url: str | None = None,
         default_model: str | None = None,
         default_embedding_model: str | None = None,
@@ -122,17 +127,25 @@ class BaseConnector(abc.ABC):
         retry: Any = None,
         circuit_breaker: Any = None,
         rate_limit: Any = None,
+        cache: Any = None,
+        hooks: Hooks | None = None,
+        log_payloads: bool = False,
+        follow_redirects: bool = False,
+        allow_insecure_http: bool = False,
+        allow_private_network: bool = False,
     ) -> None:
         definition = self.definition
         self.provider: str = provider_id or definition.id
-        self.base_url: str = check_base_url(base_url or definition.base_url)
         self.default_model = default_model or definition.default_model
         self.default_embedding_model = default_embedding_model or definition.default_embedding_model
         self.timeouts = Timeouts.coerce(timeout)
-        self._api_key = Secret(api_key) if api_key is not None else None
-        if self._api_key is not None:
-            check_header_value("api_key", self._api_key.reveal(), secret=True)
-        elif definition.auth.required and definition.auth.kind != "none" and not self.has_other_credentials():
+        self._credentials = Credentials(api_key, provider=self.provider)
+        self._api_key: Secret | None = self._credentials.primary
+        sends_credentials = self._credentials.configured or self.has_other_credentials()
+        self.base_url: str = check_base_url(base_url or definition.base_url, allow_insecure_http=allow_insecure_http,
+                                            allow_private_network=allow_private_network,
+                                            sends_credentials=sends_credentials)
+        if not sends_credentials and definition.auth.required and definition.auth.kind != "none":
             env = definition.auth.env_var
             raise ConfigurationError(
                 f"{definition.name} needs an API key: pass api_key=..."
@@ -156,6 +169,15 @@ class BaseConnector(abc.ABC):
         adapt = self._resilience.rate_limit is not None and self._resilience.rate_limit.adapt_to_headers
         self._observe_headers: Callable[[httpx.Headers], None] | None = (
             (lambda headers: self._resilience.limiter().observe_headers(headers)) if adapt else None)
+        self._cache: ResponseCache | None = shared_cache(cache)
+        if hooks is not None and not isinstance(hooks, Hooks):
+            raise ConfigurationError(f"hooks must be llm_connectors.Hooks, got {type(hooks).__name__}")
+        self._hooks = hooks if hooks is not None and not hooks.empty else None
+        self._log_payloads = bool(log_payloads)
+        self._follow_redirects = bool(follow_redirects)
+        origin = httpx.URL(self.base_url)
+        self._origin = (origin.scheme, origin.host, origin.port)
+        self._credential_header_names = _io.credential_header_names(self)
 
     @classmethod
     def from_env(cls: type[C], environ: Mapping[str, str] | None = None, **kwargs: Any) -> C:
@@ -203,15 +225,18 @@ class BaseConnector(abc.ABC):
         """
         return False
 
-    def auth_headers(self) -> dict[str, str]:
-        """Headers carrying the credential, built per request from the held secret."""
+    def credential_headers(self, key: Secret | None) -> dict[str, str]:
+        """Headers carrying ``key`` (chosen per request: static, rotated or from a callable)."""
         auth = self.definition.auth
-        if self._api_key is None or auth.kind == "none":
+        if key is None or auth.kind == "none":
             return {}
-        key = self._api_key.reveal()
         if auth.kind == "bearer":
-            return {"authorization": "Bearer " + key}
-        return {auth.header: key}
+            return {"authorization": "Bearer " + key.reveal()}
+        return {auth.header: key.reveal()}
+
+    def auth_headers(self) -> dict[str, str]:
+        """The credential headers for the first configured key (inspection and tests)."""
+        return self.credential_headers(self._api_key)
 
     def parse_error(self, status: int, body: bytes) -> ErrorInfo:
         """Read the message and codes out of an error body (override for odd shapes)."""
@@ -225,7 +250,7 @@ class BaseConnector(abc.ABC):
                        codes=self.error_codes)
         if status is None:
             err.status_code = None
-        return self._scrubbed(err)
+        return _io.scrubbed(self, err)
 
     # -- public API --------------------------------------------------------------------------
 
@@ -269,7 +294,7 @@ class BaseConnector(abc.ABC):
         response is closed however the loop ends.
         """
         request = self.prepare_chat(model, messages, options, stream=True)
-        return ChatStream(lambda: self.open_stream(request), observer=self._stream_observer())
+        return ChatStream(lambda: self.open_stream(request))
 
     async def generate_embedding(
         self, model: str | None = None, input: str | Sequence[str] = (), **options: Any
@@ -278,10 +303,27 @@ class BaseConnector(abc.ABC):
         request = self.prepare_embedding(model, input, options)
         return await self.execute_embedding(request)
 
+    async def generate_chat_batch(self, requests: Sequence[BatchItem], *, concurrency: int = 4,
+                                  on_progress: ProgressCallback | None = None) -> list[BatchResult]:
+        """Run many chats, ``concurrency`` at a time, within the rate limits.
+
+        Each item is a prompt string, a list of messages, or a dict with ``messages`` (and
+        optionally ``model`` and any options). Results keep input order; a failed item holds its
+        typed error instead of a response. ``on_progress(done, total)`` is called after each item.
+        """
+        return await run_chat_batch(self, requests, concurrency=concurrency, on_progress=on_progress)
+
     async def list_models(self) -> list[ModelInfo]:
-        """Every model the provider lists (all pages)."""
+        """Every model the provider lists (all pages); cached briefly when the cache is on."""
         if Capability.LIST_MODELS not in self.capabilities:
             raise self._unsupported(Capability.LIST_MODELS)
+        if self._cache is not None:
+            key = cache_key(provider=self.provider, base_url=self.base_url, credential=self._credentials.fingerprint(),
+                            path="models", body=None)
+            return await self._cache.get_or_call(key, self._fetch_models, models=True)
+        return await self._fetch_models()
+
+    async def _fetch_models(self) -> list[ModelInfo]:
         deadline = anyio.current_time() + self.timeouts.total
         models: list[ModelInfo] = []
         cursor: str | None = None
@@ -307,8 +349,16 @@ class BaseConnector(abc.ABC):
         return True
 
     def stats(self) -> dict[str, dict[str, Any]]:
-        """Counters per provider: requests, errors by kind, retries, latency, tokens, breaker state."""
-        return {self.provider: {**self._stats.snapshot(), **self._resilience.snapshot()}}
+        """Counters per provider: requests, successes, errors by kind, retries, fallbacks, latency and
+        time-to-first-token percentiles, tokens in/out, estimated cost, breaker state, limiter waits,
+        cache hits and (for key lists) keys set aside."""
+        snapshot = {**self._stats.snapshot(), **self._resilience.snapshot()}
+        if self._cache is not None:
+            snapshot["cache"] = dict(self._cache.snapshot())
+        keys = self._credentials.snapshot()
+        if keys:
+            snapshot["keys"] = keys
+        return {self.provider: snapshot}
 
     async def aclose(self) -> None:
         """Release the connector's HTTP client (not one you passed in). Safe to call twice."""
@@ -491,8 +541,12 @@ class BaseConnector(abc.ABC):
         return request
 
     async def execute_chat(self, request: ChatRequest) -> ChatResponse:
-        """Run a prepared chat request through this connector's policies (retry, breaker, limiter)."""
-        return await self._observed(self._chat_with_policies, self.start(request))
+        """Run a prepared chat request: cache → retry → breaker → limiter → one HTTP attempt."""
+        request = self.start(request)
+        if self._cache is None:
+            return await self._call("chat", request, self._chat_with_policies)
+        key = self._cache_key(self._built(self.build_chat_request(request), request.extra))
+        return await self._cache.get_or_call(key, lambda: self._call("chat", request, self._chat_with_policies))
 
     async def _chat_with_policies(self, request: ChatRequest) -> ChatResponse:
         return await self._resilience.call(self._attempt_chat, request)
@@ -500,21 +554,71 @@ class BaseConnector(abc.ABC):
     async def _embedding_with_policies(self, request: EmbeddingRequest) -> EmbeddingResponse:
         return await self._resilience.call(self._attempt_embedding, request)
 
+    async def _embedding_call(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        if self._cache is None:
+            return await self._call("embedding", request, self._embedding_with_policies)
+        key = self._cache_key(self._built(self.build_embedding_request(request), request.extra))
+        return await self._cache.get_or_call(
+            key, lambda: self._call("embedding", request, self._embedding_with_policies))
+
+    async def _call(self, operation: Operation, request: Req, run: Callable[[Req], Awaitable[Res]]) -> Res:
+        """One logical call: stats, span and hooks around the resilience pipeline."""
+        call = CallRecord(provider=self.provider, operation=operation, request=request, stats=self._stats,
+                          hooks=self._hooks)
+        token = CURRENT_CALL.set(call)
+        try:
+            result = await run(request)
+        except BaseException as exc:
+            call.failed(exc, abandoned=not isinstance(exc, Exception))
+            if isinstance(exc, Exception):
+                await call.after_failure(exc)
+            raise
+        finally:
+            CURRENT_CALL.reset(token)
+        call.succeeded(result)
+        await call.after_success(result)
+        return result
+
     async def open_stream(self, request: ChatRequest) -> OpenStream:
         """Open a prepared stream through the policies, up to its first chunk."""
-        self._stats.requests += 1
+        request = self.start(request)
+        call = CallRecord(provider=self.provider, operation="stream", request=request, stats=self._stats,
+                          hooks=self._hooks)
+        token = CURRENT_CALL.set(call)
         try:
-            return await self._resilience.open_stream(self._attempt_stream, self.start(request))
+            stream = await self._resilience.open_stream(self._attempt_stream, request)
         except BaseException as exc:
-            self._stats.record_error(exc)
+            call.failed(exc, abandoned=not isinstance(exc, Exception))
+            if isinstance(exc, Exception):
+                await call.after_failure(exc)
             raise
+        finally:
+            CURRENT_CALL.reset(token)
+        call.ttft = time.perf_counter() - call.started  # the first chunk has been read
+
+        def finished(response: ChatResponse | None, error: BaseException | None) -> None:
+            if response is not None:
+                call.succeeded(response)
+            else:
+                call.failed(error, abandoned=not isinstance(error, Exception))
+
+        async def hooks_after(response: ChatResponse | None, error: BaseException | None) -> None:
+            if response is not None:
+                await call.after_success(response)
+            elif error is not None:
+                await call.after_failure(error)
+
+        stream.on_finish.append(finished)
+        if self._hooks is not None:
+            stream.on_finish_async.append(hooks_after)
+        return stream
 
     async def execute_embedding(self, request: EmbeddingRequest) -> EmbeddingResponse:
         """Run a prepared embedding request, split into batches over the provider's limit."""
         request = self.start(request)
         size = self.embedding_batch_size
         if size is None or len(request.inputs) <= size:
-            return await self._observed(self._embedding_with_policies, request)
+            return await self._embedding_call(request)
         batches = [replace(request, inputs=request.inputs[i:i + size])
                    for i in range(0, len(request.inputs), size)]
         results: list[EmbeddingResponse | None] = [None] * len(batches)
@@ -522,7 +626,7 @@ class BaseConnector(abc.ABC):
 
         async def run(index: int, batch: EmbeddingRequest) -> None:
             async with limiter:
-                results[index] = await self._observed(self._embedding_with_policies, batch)
+                results[index] = await self._embedding_call(batch)
 
         try:
             async with anyio.create_task_group() as tg:
@@ -538,40 +642,20 @@ class BaseConnector(abc.ABC):
             embeddings=[vector for part in done for vector in part.embeddings],
             model=done[0].model, provider=self.provider, usage=usage)
 
-    async def _observed(self, attempt: Callable[[Req], Awaitable[R]], request: Req) -> R:
-        stats = self._stats
-        stats.requests += 1
-        started = time.perf_counter()
-        try:
-            result = await attempt(request)
-        except BaseException as exc:
-            stats.record_error(exc)
-            raise
-        stats.record_success(time.perf_counter() - started, getattr(result, "usage", None))
-        return result
-
-    def _stream_observer(self) -> StreamObserver:
-        stats = self._stats
-
-        def observe(response: ChatResponse | None, error: BaseException | None, seconds: float,
-                    ttft: float | None) -> None:
-            if response is not None:
-                stats.record_success(seconds, response.usage, ttft)
-            elif error is not None:
-                stats.record_error(error)
-
-        return observe
+    def _cache_key(self, request: HTTPRequest) -> str:
+        return cache_key(provider=self.provider, base_url=self.base_url, credential=self._credentials.fingerprint(),
+                         path=request.path, body=request.json)
 
     # -- one attempt over HTTP (what retries repeat) -------------------------------------------
 
     async def _attempt_chat(self, request: ChatRequest) -> ChatResponse:
-        data = await self._request_json(self._built(self.build_chat_request(request), request.extra),
-                                        request.deadline, "chat response")
+        data = await _io.read_json(self, self._built(self.build_chat_request(request), request.extra),
+                                   request.deadline, "chat response")
         return self.parse_chat_response(data, request)
 
     async def _attempt_embedding(self, request: EmbeddingRequest) -> EmbeddingResponse:
-        data = await self._request_json(self._built(self.build_embedding_request(request), request.extra),
-                                        request.deadline, "embedding response")
+        data = await _io.read_json(self, self._built(self.build_embedding_request(request), request.extra),
+                                   request.deadline, "embedding response")
         return self.parse_embedding_response(data, request)
 
     async def _attempt_stream(self, request: ChatRequest) -> OpenStream:
@@ -579,128 +663,29 @@ class BaseConnector(abc.ABC):
         deadline = request.deadline
         try:
             with _deadline_scope(deadline):
-                response = await self._send(http_request)
+                response = await _io.send(self, http_request, stream=True)
         except (httpx.HTTPError, BuiltinTimeoutError) as exc:
             raise transport_error(exc, self.provider, "opening the stream") from exc
         decoder = self.create_stream_decoder(request)
-        rest = self._stream_chunks(response, decoder, deadline)
+        rest = _io.stream_chunks(self, response, decoder, deadline)
         try:
             first = await rest.__anext__()
         except StopAsyncIteration:
             first = None
         return OpenStream(first, rest, decoder)
 
-    async def _stream_chunks(self, response: httpx.Response, decoder: StreamDecoder,
-                             deadline: float | None) -> AsyncGenerator[ChatChunk, None]:
-        framer: SSEDecoder | NDJSONDecoder = (
-            SSEDecoder() if self.stream_format == "sse" else NDJSONDecoder(provider=self.provider))
-        feed = decoder.feed
-        frame = framer.feed
-        first_token = self.timeouts.first_token
-        read_deadline = deadline
-        if first_token is not None:
-            ttft_deadline = anyio.current_time() + first_token
-            read_deadline = ttft_deadline if deadline is None else min(deadline, ttft_deadline)
-        chunks: AsyncGenerator[bytes, None] = response.aiter_bytes()  # type: ignore[assignment]
-        reader = chunks.__anext__
-        try:
-            while True:
-                try:
-                    if read_deadline is None:
-                        data = await reader()
-                    else:
-                        with anyio.fail_after(read_deadline - anyio.current_time()):
-                            data = await reader()
-                except StopAsyncIteration:
-                    break
-                except (httpx.HTTPError, BuiltinTimeoutError) as exc:
-                    raise transport_error(exc, self.provider, "streaming") from exc
-                for event in frame(data):
-                    chunk = feed(event)
-                    if chunk is not None:
-                        read_deadline = deadline  # the first-token timer is satisfied
-                        yield chunk
-            tail = framer.close()
-            for event in tail or ():
-                chunk = feed(event)
-                if chunk is not None:
-                    yield chunk
-            chunk = decoder.finish()
-            if chunk is not None:
-                yield chunk
-        finally:
-            with anyio.CancelScope(shield=True):
-                await chunks.aclose()
-                await response.aclose()
-
     async def _request_json(self, request: HTTPRequest, deadline: float | None, what: str) -> Any:
-        try:
-            with _deadline_scope(deadline):
-                response = await self._send(request)
-                try:
-                    body = await read_bounded(response, MAX_BODY_BYTES)
-                finally:
-                    await response.aclose()
-        except (httpx.HTTPError, BuiltinTimeoutError) as exc:
-            raise transport_error(exc, self.provider, what) from exc
-        return _json.loads(body, provider=self.provider, what=what)
-
-    async def _send(self, request: HTTPRequest) -> httpx.Response:
-        """Send one request; return the open response if 2xx, else raise the typed error."""
-        client = self._http()
-        url = self._urls.get(request.path)
-        if url is None:
-            url = self._urls[request.path] = join_url(self.base_url, request.path)
-        headers = self.auth_headers()
-        if self._headers:
-            headers.update(self._headers)
-        if request.headers:
-            headers.update(request.headers)
-        content = None
-        if request.json is not None:
-            content = _json.dumps(request.json)
-            headers["content-type"] = "application/json"
-        http_request = client.build_request(request.method, url, content=content, params=request.params,
-                                            headers=headers, timeout=self._httpx_timeout)
-        response = await client.send(http_request, stream=True)
-        if self._observe_headers is not None:
-            self._observe_headers(response.headers)
-        if response.status_code < 300:
-            return response
-        try:
-            body = await read_bounded(response, MAX_ERROR_BODY_BYTES)
-        except (LLMConnectorError, httpx.HTTPError):
-            body = b""
-        finally:
-            await response.aclose()
-        raise self._error_from_response(response, body)
-
-    def _error_from_response(self, response: httpx.Response, body: bytes) -> LLMConnectorError:
-        status = response.status_code
-        request_id = first_header(response.headers, self.request_id_headers)
-        if status < 400:
-            location = httpx.URL(response.headers.get("location", "")).host or "another address"
-            return ConfigurationError(
-                f"the server answered {status} (a redirect to {location}); redirects are not followed. "
-                "Set base_url to the final address.", provider=self.provider, status_code=status,
-                request_id=request_id)
-        info = self.parse_error(status, body)
-        err = classify(status, info, response.headers, provider=self.provider, request_id=request_id,
-                       codes=self.error_codes)
-        return self._scrubbed(err)
+        return await _io.read_json(self, request, deadline, what)
 
     def secrets(self) -> list[Secret]:
         """Every credential this connector holds; scrubbed from any provider text we surface."""
-        return [self._api_key] if self._api_key is not None else []
+        return self._credentials.secrets()
 
-    def _scrubbed(self, err: LLMConnectorError) -> LLMConnectorError:
-        held = self.secrets()
-        if held:
-            message = scrub(err.message, held)
-            if message != err.message:
-                err.message = message
-                err.args = (message,)
-        return err
+    def _url(self, path: str) -> str:
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = join_url(self.base_url, path)
+        return url
 
     def _built(self, request: HTTPRequest, extra: dict[str, Any] | None) -> HTTPRequest:
         if extra and isinstance(request.json, dict):

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import anyio
 
+from ._batch import BatchItem, BatchResult, ProgressCallback, run_chat_batch
 from .base import BaseConnector
 from .definition import Capability, ServiceDefinition
 from .errors import (
@@ -81,14 +82,18 @@ class FallbackConnector:
         messages = _materialise(messages)
         prepared = self._prepare(model, lambda m, mdl: m.prepare_chat(mdl, messages, options, stream=True),
                                  options)
-        return ChatStream(lambda: self._run(prepared, lambda member, request: member.open_stream(request)),
-                          observer=self._observe_stream)
+        return ChatStream(lambda: self._run(prepared, lambda member, request: member.open_stream(request)))
 
     async def generate_embedding(self, model: str | None = None, input: str | Sequence[str] = (),
                                  **options: Any) -> EmbeddingResponse:
         """Embed with the first member that has embeddings and succeeds."""
         prepared = self._prepare(model, lambda m, mdl: m.prepare_embedding(mdl, input, options), options)
         return await self._run(prepared, lambda member, request: member.execute_embedding(request))
+
+    async def generate_chat_batch(self, requests: Sequence[BatchItem], *, concurrency: int = 4,
+                                  on_progress: ProgressCallback | None = None) -> list[BatchResult]:
+        """Run many chats through the chain, in order, with per-item errors (see BaseConnector)."""
+        return await run_chat_batch(self, requests, concurrency=concurrency, on_progress=on_progress)
 
     async def list_models(self) -> list[ModelInfo]:
         """Every member's models, with ids as ``"provider:model"`` so they route on this chain."""
@@ -210,19 +215,6 @@ class FallbackConnector:
             if isinstance(timeout, float):
                 return timeout  # one budget for the whole chain: the first usable member's timeout
         return 600.0
-
-    def _observe_stream(self, response: ChatResponse | None, error: BaseException | None, seconds: float,
-                        ttft: float | None) -> None:
-        """Mid-stream outcomes belong to the member that served the stream."""
-        provider = response.provider if response is not None else getattr(error, "provider", None)
-        for member in self.members:
-            if member.provider == provider:
-                if response is not None:
-                    member._stats.record_success(seconds, response.usage, ttft)
-                elif error is not None:
-                    member._stats.record_error(error)
-                return
-
 
 def _materialise(messages: Iterable[MessageInput] | str) -> Sequence[MessageInput] | str:
     """Members each read the messages; a one-shot iterator must be read only once."""

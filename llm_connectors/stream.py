@@ -12,7 +12,6 @@ The life of a stream:
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any
@@ -109,6 +108,7 @@ class StreamDecoder:
 #: Told once how an opened stream ended: (response, None) on success, (None, error) on failure,
 #: (None, None) when the caller abandoned it.
 FinishHook = Callable[[ChatResponse | None, BaseException | None], None]
+AsyncFinishHook = Callable[[ChatResponse | None, BaseException | None], Awaitable[None]]
 
 
 class OpenStream:
@@ -118,7 +118,7 @@ class OpenStream:
     exactly once when the stream ends, however it ends.
     """
 
-    __slots__ = ("decoder", "first", "on_finish", "provider", "rest")
+    __slots__ = ("decoder", "first", "on_finish", "on_finish_async", "provider", "rest")
 
     def __init__(self, first: ChatChunk | None, rest: AsyncGenerator[ChatChunk, None],
                  decoder: StreamDecoder) -> None:
@@ -127,11 +127,18 @@ class OpenStream:
         self.decoder = decoder
         self.provider = decoder.provider
         self.on_finish: list[FinishHook] = []
+        #: Awaited after ``on_finish`` when the stream ends inside an ``await`` (user hooks).
+        self.on_finish_async: list[AsyncFinishHook] = []
 
     def finish(self, response: ChatResponse | None, error: BaseException | None) -> None:
         hooks, self.on_finish = self.on_finish, []
         for hook in hooks:
             hook(response, error)
+
+    async def finish_async(self, response: ChatResponse | None, error: BaseException | None) -> None:
+        hooks, self.on_finish_async = self.on_finish_async, []
+        for hook in hooks:
+            await hook(response, error)
 
     async def aclose(self) -> None:
         try:
@@ -147,11 +154,6 @@ class OpenStream:
                 self.finish(None, None)
 
 
-#: Told once how a stream ended: (response or None, error or None, seconds, time to first chunk).
-#: Both None means the caller abandoned the stream early.
-StreamObserver = Callable[[ChatResponse | None, BaseException | None, float, float | None], None]
-
-
 class ChatStream:
     """A streamed chat answer: an async iterator of :class:`ChatChunk` and an async context manager.
 
@@ -160,20 +162,15 @@ class ChatStream:
     ``await stream.collect()`` drains the stream and returns it.
     """
 
-    __slots__ = ("_closed", "_delivered", "_finished", "_observer", "_open", "_opener", "_response",
-                 "_started_at", "_ttft", "provider")
+    __slots__ = ("_closed", "_delivered", "_finished", "_open", "_opener", "_response", "provider")
 
-    def __init__(self, opener: Callable[[], Awaitable[OpenStream]], *,
-                 observer: StreamObserver | None = None) -> None:
+    def __init__(self, opener: Callable[[], Awaitable[OpenStream]]) -> None:
         self._opener = opener
         self._open: OpenStream | None = None
         self._response: ChatResponse | None = None
         self._delivered: list[str] = []
         self._closed = False
         self._finished = False
-        self._observer = observer
-        self._started_at = 0.0
-        self._ttft: float | None = None
         self.provider: str | None = None
 
     def __aiter__(self) -> ChatStream:
@@ -184,11 +181,10 @@ class ChatStream:
             raise StopAsyncIteration
         stream = self._open
         if stream is None:
-            self._started_at = time.perf_counter()
             try:
                 stream = self._open = await self._opener()
             except BaseException:
-                # The opener's own policies counted this failure; nothing was delivered.
+                # The opener's own policies recorded this failure; nothing was delivered.
                 self._closed = self._finished = True
                 raise
             self.provider = stream.provider
@@ -199,7 +195,9 @@ class ChatStream:
         try:
             chunk = await stream.rest.__anext__()
         except StopAsyncIteration:
-            self._complete(stream)
+            self._closed = True
+            self._response = stream.decoder.response()
+            await self._finish(self._response, None)
             raise
         except LLMConnectorError as exc:
             self._closed = True
@@ -212,36 +210,29 @@ class ChatStream:
                     status_code=exc.status_code, request_id=exc.request_id, code=exc.code,
                 )
                 interrupted.__cause__ = exc  # hooks look at what broke the stream
-                self._notify(None, interrupted)
+                await self._finish(None, interrupted)
                 raise interrupted from exc
-            self._notify(None, exc)
+            await self._finish(None, exc)
             raise
         except BaseException as exc:
             self._closed = True
-            self._notify(None, exc)
+            await self._finish(None, exc)
             raise
         return self._deliver(chunk)
 
     def _deliver(self, chunk: ChatChunk) -> ChatChunk:
         if chunk.delta:
             self._delivered.append(chunk.delta)
-        if self._ttft is None:
-            self._ttft = time.perf_counter() - self._started_at
         return chunk
 
-    def _complete(self, stream: OpenStream) -> None:
-        self._closed = True
-        self._response = stream.decoder.response()
-        self._notify(self._response, None)
-
-    def _notify(self, response: ChatResponse | None, error: BaseException | None) -> None:
-        if self._finished:
+    async def _finish(self, response: ChatResponse | None, error: BaseException | None) -> None:
+        """Tell the opened stream's hooks how it ended, exactly once."""
+        if self._finished or self._open is None:
             return
         self._finished = True
-        if self._open is not None:
-            self._open.finish(response, error)
-        if self._observer is not None and self._started_at:
-            self._observer(response, error, time.perf_counter() - self._started_at, self._ttft)
+        self._open.finish(response, error)
+        if response is not None or isinstance(error, Exception):
+            await self._open.finish_async(response, error)
 
     @property
     def response(self) -> ChatResponse:
@@ -266,14 +257,14 @@ class ChatStream:
 
     async def aclose(self) -> None:
         """Close the underlying HTTP response. Safe to call more than once."""
-        was_closed = self._closed
         self._closed = True
         stream = self._open
-        if stream is not None:
-            self._open = None
-            await stream.aclose()
-        if not was_closed and self._response is None:
-            self._notify(None, None)  # abandoned by the caller: neither success nor failure
+        if stream is None:
+            return
+        if not self._finished:  # abandoned by the caller: neither success nor failure
+            self._finished = True
+            stream.finish(None, None)
+        await stream.rest.aclose()
 
     async def __aenter__(self) -> ChatStream:
         return self

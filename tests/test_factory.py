@@ -26,6 +26,9 @@ KEY_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "OPENAI_API_KEY", "MIST
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in KEY_VARS:
         monkeypatch.delenv(name, raising=False)
+    # "auto" appends the in-process model when its extra is installed; these tests are about the
+    # remote providers (tests/test_local.py covers the local one).
+    monkeypatch.setattr(factory, "_local_available", lambda: False)
     factory.clear_probe_cache()
     yield
     factory.clear_probe_cache()

@@ -15,9 +15,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
-from .._classify import ErrorInfo
 from .._env import settings_from_env
-from .._secrets import Secret, check_header_value, scrub
+from .._secrets import Secret, check_header_value
 from ..base import BaseConnector
 from ..definition import AuthSpec, Capability, ParameterDefinition, ServiceDefinition, common_parameters
 from ..errors import (
@@ -156,11 +155,11 @@ class ClaudeConnector(BaseConnector):
     def has_other_credentials(self) -> bool:
         return getattr(self, "_auth_token", None) is not None
 
-    def auth_headers(self) -> dict[str, str]:
+    def credential_headers(self, key: Secret | None) -> dict[str, str]:
         # Both when both are configured, as the official SDK does (WIRE.md §1.1).
         headers: dict[str, str] = {}
-        if self._api_key is not None:
-            headers["x-api-key"] = self._api_key.reveal()
+        if key is not None:
+            headers["x-api-key"] = key.reveal()
         if self._auth_token is not None:
             headers["authorization"] = "Bearer " + self._auth_token.reveal()
         return headers
@@ -182,13 +181,10 @@ class ClaudeConnector(BaseConnector):
                 return err
         return super().error_from_payload(payload, status=status)
 
-    def parse_error(self, status: int, body: bytes) -> ErrorInfo:
-        info = super().parse_error(status, body)
-        if self._auth_token is not None:  # the base class scrubs the API key; the token is ours to hide
-            message = scrub(info.message, [self._auth_token])
-            if message != info.message:
-                info = ErrorInfo(message, info.codes)
-        return info
+    def secrets(self) -> list[Secret]:
+        """The API key(s) and the auth token: all are scrubbed from provider messages."""
+        held = super().secrets()
+        return [*held, self._auth_token] if self._auth_token is not None else held
 
     # -- validation ---------------------------------------------------------------------------
 

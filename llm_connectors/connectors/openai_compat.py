@@ -211,6 +211,8 @@ class OpenAICompatibleConnector(BaseConnector):
     seed_field: ClassVar[str] = "seed"
     #: Ask for the usage chunk with ``stream_options.include_usage`` (servers that reject it: False).
     send_stream_options: ClassVar[bool] = True
+    #: Send ``name`` on ``tool`` messages (OpenAI's spec has no such field there).
+    tool_message_name: ClassVar[bool] = False
     #: ``base64`` halves the bytes on the wire; ``None`` sends no ``encoding_format`` (floats).
     embedding_encoding: ClassVar[Literal["base64", "float"] | None] = None
 
@@ -252,7 +254,7 @@ class OpenAICompatibleConnector(BaseConnector):
             out: dict[str, Any] = {"role": "tool",
                                    "tool_call_id": self.wire_tool_call_id(message.tool_call_id or ""),
                                    "content": tool_result_text(message.content)}
-            if message.name:
+            if message.name and self.tool_message_name:
                 out["name"] = message.name
             return out
         content = message.content

@@ -54,6 +54,9 @@ def reset_shared_state() -> None:
         _budgets.clear()
         _cooldowns.clear()
         _limiters.clear()
+    from .cache import reset_caches
+
+    reset_caches()
 
 
 def _loop_scoped(table: dict[tuple[Any, ...], tuple[object, Any]], key: tuple[Any, ...],

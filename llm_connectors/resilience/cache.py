@@ -1,0 +1,183 @@
+"""Response cache: cachetools storage behind our own async single-flight layer.
+
+cachetools has no coroutine support (``@cached`` on an ``async def`` caches the coroutine
+object), so it only stores values here; the waiting is ours. Concurrent identical calls share
+one upstream call. Errors are never stored, nor are answers cut short (``length``/``error``
+finish reasons): only complete non-streaming chat answers and embeddings.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import anyio
+from cachetools import TTLCache
+
+from .._pool import current_loop_token
+from ..errors import ConfigurationError
+from ..types import ChatResponse, EmbeddingResponse
+
+__all__ = ["CacheConfig", "ResponseCache", "cache_key", "reset_caches", "shared_cache"]
+
+R = TypeVar("R")
+_UNCACHEABLE_FINISH = frozenset({"length", "error"})
+
+
+@dataclass(frozen=True, slots=True)
+class CacheConfig:
+    """An opt-in response cache.
+
+    Attributes:
+        maxsize: Most entries kept (least recently used go first).
+        ttl: Seconds an answer stays valid.
+        models_ttl: Seconds a provider's model list stays valid.
+    """
+
+    maxsize: int = 1024
+    ttl: float = 300.0
+    models_ttl: float = 60.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.maxsize, bool) or not isinstance(self.maxsize, int) or self.maxsize < 1:
+            raise ConfigurationError(f"CacheConfig.maxsize must be an integer >= 1, got {self.maxsize!r}")
+        for name in ("ttl", "models_ttl"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigurationError(f"CacheConfig.{name} must be a positive number of seconds, got {value!r}")
+
+
+def cache_key(*, provider: str, base_url: str, credential: str | None, path: str, body: Any) -> str:
+    """A digest of everything that determines the answer. The credential is a fingerprint
+    (an HMAC of the key), so answers never cross tenants and no key material is in the key."""
+    canonical = json.dumps({"p": provider, "u": base_url, "c": credential, "path": path, "b": body},
+                           sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def cacheable(result: object) -> bool:
+    if isinstance(result, ChatResponse):
+        return result.finish_reason not in _UNCACHEABLE_FINISH
+    return isinstance(result, (EmbeddingResponse, list))
+
+
+@dataclass
+class _Flight:
+    done: anyio.Event
+    result: Any = None
+    error: Exception | None = None
+    abandoned: bool = False  # the leader was cancelled: followers must try themselves
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+    shared: int = 0  # calls answered by another caller's in-flight request
+
+
+class ResponseCache:
+    """One process-wide store (per :class:`CacheConfig`), with per-event-loop single-flight."""
+
+    def __init__(self, config: CacheConfig, timer: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self._answers: TTLCache[str, Any] = TTLCache(config.maxsize, config.ttl, timer=timer)
+        self._models: TTLCache[str, Any] = TTLCache(256, config.models_ttl, timer=timer)
+        self._lock = threading.Lock()  # cachetools is not thread-safe (the sync API has threads)
+        self._flights: dict[tuple[int, str], _Flight] = {}
+        self.stats = CacheStats()
+
+    def _get(self, store: TTLCache[str, Any], key: str) -> Any:
+        with self._lock:
+            return store.get(key)
+
+    def _put(self, store: TTLCache[str, Any], key: str, value: Any) -> None:
+        with self._lock:
+            store[key] = value
+
+    async def get_or_call(self, key: str, call: Callable[[], Awaitable[R]], *, models: bool = False) -> R:
+        """The cached answer for ``key``, or the result of ``call()`` shared with concurrent callers."""
+        store = self._models if models else self._answers
+        for _ in range(100):  # bounded: each turn either answers or follows a live leader
+            hit = self._get(store, key)
+            if hit is not None:
+                self.stats.hits += 1
+                return copy.copy(hit)  # type: ignore[no-any-return]
+            flight_key = (id(current_loop_token()), key)
+            flight = self._flights.get(flight_key)
+            if flight is not None:
+                await flight.done.wait()
+                if flight.abandoned:
+                    continue
+                self.stats.shared += 1
+                if flight.error is not None:
+                    raise flight.error
+                return copy.copy(flight.result)  # type: ignore[no-any-return]
+            flight = self._flights[flight_key] = _Flight(anyio.Event())
+            self.stats.misses += 1
+            try:
+                result = await call()
+            except Exception as exc:
+                flight.error = exc
+                raise
+            except BaseException:
+                flight.abandoned = True
+                raise
+            finally:
+                del self._flights[flight_key]
+                flight.done.set()
+            flight.result = result
+            if cacheable(result):
+                self._put(store, key, result)
+            return result
+        raise RuntimeError("cache single-flight did not settle")  # pragma: no cover
+
+    def clear(self) -> None:
+        with self._lock:
+            self._answers.clear()
+            self._models.clear()
+
+    def snapshot(self) -> Mapping[str, int]:
+        with self._lock:
+            size = len(self._answers)
+        return {"hits": self.stats.hits, "misses": self.stats.misses, "shared": self.stats.shared,
+                "entries": size}
+
+
+_caches: dict[CacheConfig, ResponseCache] = {}
+_caches_lock = threading.Lock()
+
+
+def shared_cache(value: Any) -> ResponseCache | None:
+    """The process-wide cache for a ``cache=`` setting (a config, a dict, ``True``), or ``None``."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        config = CacheConfig()
+    elif isinstance(value, CacheConfig):
+        config = value
+    elif isinstance(value, Mapping):
+        unknown = sorted(set(value) - {"maxsize", "ttl", "models_ttl"})
+        if unknown:
+            raise ConfigurationError(f"unknown cache setting(s) {unknown}; known: maxsize, ttl, models_ttl")
+        config = CacheConfig(**value)
+    else:
+        raise ConfigurationError(f"cache must be a CacheConfig, a dict of its fields, True or False; "
+                                 f"got {type(value).__name__}")
+    with _caches_lock:
+        cache = _caches.get(config)
+        if cache is None:
+            cache = _caches[config] = ResponseCache(config)
+        return cache
+
+
+def reset_caches() -> None:
+    """Drop every shared cache (tests)."""
+    with _caches_lock:
+        _caches.clear()
