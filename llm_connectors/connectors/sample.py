@@ -1,0 +1,348 @@
+"""MegaChat (``sample``): the commented template to copy when adding a provider.
+
+MegaChat is a fictional service with a JSON dialect of its own, so that every step of a
+connector is visible (an OpenAI-compatible service needs none of this: use
+``lc.register_openai_compatible``). The walkthrough is ``docs/adding-a-provider.md``; the
+wire format, all invented, is:
+
+- ``POST /v2/generate`` ``{"model", "turns": [{"speaker", "text", ...}], "settings": {...}}``
+  answers ``{"id", "model", "output": {"text", "calls": [...]}, "stop", "tokens": {...}}``.
+- The same with ``"stream": true`` answers SSE with named events: ``start``, ``text``,
+  ``call``, ``end`` (the end marker) and ``error`` (a failure inside a 200 stream).
+- ``POST /v2/embed`` ``{"model", "texts"}`` answers ``{"vectors": [{"position", "values"}]}``.
+- ``GET /v2/models?cursor=...`` answers ``{"models": [...], "next_cursor": str | null}``.
+- Errors: ``{"failure": {"reason", "detail"}}``; the request id is in ``megachat-trace-id``.
+- Auth: the key in an ``x-megachat-key`` header.
+
+A connector is a pure translator: it builds requests and parses answers, and never does I/O.
+``BaseConnector`` sends, frames streams, classifies errors and accumulates stream chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+
+# The helpers below live in underscore modules; they are what every built-in connector uses.
+from llm_connectors._classify import ErrorInfo, parse_error_body
+from llm_connectors._framing import SSEEvent
+from llm_connectors._json import loads
+from llm_connectors.base import BaseConnector
+from llm_connectors.definition import (
+    AuthSpec,
+    Capability,
+    ParameterDefinition,
+    ServiceDefinition,
+    common_parameters,
+)
+from llm_connectors.errors import (
+    AuthenticationError,
+    ContentFilterError,
+    ContextWindowExceededError,
+    LLMConnectorError,
+    NotFoundError,
+    OverloadedError,
+    ProtocolError,
+    QuotaExceededError,
+    RateLimitError,
+)
+from llm_connectors.requests import ChatRequest, EmbeddingRequest, HTTPRequest
+from llm_connectors.stream import StreamDecoder
+from llm_connectors.types import (
+    ChatChunk,
+    ChatResponse,
+    EmbeddingResponse,
+    Message,
+    ModelInfo,
+    ToolCall,
+    Usage,
+)
+
+__all__ = ["MEGACHAT", "MegaChatStreamDecoder", "SampleConnector"]
+
+# -- Step 1: the definition --------------------------------------------------------------------
+# Plain data: who the provider is, how it authenticates, what it can do and which options it
+# takes with their ranges. Every call is validated against it *before* any I/O, so a typo
+# (`temprature=`) or `temperature=1.5` fails fast with a message naming the allowed range.
+
+MEGACHAT = ServiceDefinition(
+    id="sample",
+    name="MegaChat (sample)",
+    # Fictional, so the default is a local address where a MegaChat fake can listen.
+    base_url="http://127.0.0.1:8765",
+    base_url_env="MEGACHAT_BASE_URL",
+    auth=AuthSpec(kind="header", header="x-megachat-key", env_var="MEGACHAT_API_KEY"),
+    capabilities=frozenset({
+        Capability.CHAT, Capability.STREAMING, Capability.TOOLS, Capability.VISION,
+        Capability.JSON_MODE, Capability.JSON_SCHEMA, Capability.EMBEDDINGS, Capability.LIST_MODELS,
+    }),
+    parameters=(
+        # The normalised options (temperature, top_p, max_tokens, stop, seed, tools,
+        # tool_choice, response_format) with MegaChat's ranges...
+        *common_parameters(temperature_max=1.0, max_stop=8),
+        # ...plus an option only MegaChat has. Declared options are validated like the rest.
+        ParameterDefinition("safety", "string", "MegaChat's content filter level.",
+                            choices=("strict", "relaxed")),
+    ),
+    default_model="megachat-large",
+    default_embedding_model="megachat-embed",
+    model_patterns=("megachat-",),
+    docs_url="https://github.com/llm-connectors/llm-connectors/blob/main/docs/providers/sample.md",
+)
+
+# -- Step 2: small translation tables ----------------------------------------------------------
+# Normalised finish reasons use OpenAI's vocabulary (WIRE.md §5.1); the native value is kept
+# on the response as `native_finish_reason`.
+_FINISH = {"done": "stop", "stop_word": "stop", "max_output": "length", "tool": "tool_calls",
+           "blocked": "content_filter"}
+_SPEAKER = {"system": "system", "user": "user", "assistant": "bot", "tool": "tool"}
+_TOOL_MODE = {"auto": "auto", "none": "off", "required": "must"}
+# Option name -> field inside MegaChat's "settings" object.
+_SETTINGS = {"temperature": "temperature", "top_p": "top_p", "max_tokens": "max_output",
+             "stop": "stop_words", "seed": "seed", "safety": "safety"}
+
+
+def _finish(native: Any, has_calls: bool) -> str:
+    if isinstance(native, str) and native:
+        return _FINISH.get(native, "other")
+    return "tool_calls" if has_calls else "stop"
+
+
+def _usage(tokens: Any) -> Usage:
+    # Usage.of computes the total; unknown counts stay None rather than a made-up 0.
+    if not isinstance(tokens, Mapping):
+        return Usage()
+    return Usage.of(tokens.get("prompt"), tokens.get("generated"))
+
+
+def _is_vector(values: Any) -> bool:
+    return isinstance(values, list) and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) for x in values)
+
+
+def _call(data: Any, index: int, provider: str) -> ToolCall:
+    # MegaChat sends arguments as an object. A provider that sends JSON text (or streams it in
+    # fragments) should use ToolCall.from_json_text, which never raises on bad JSON. A missing
+    # id is made up from the position, the same way in both modes, so the result can be sent back.
+    if not isinstance(data, Mapping) or not isinstance(data.get("tool"), str):
+        raise ProtocolError("tool call without a tool name", provider=provider)
+    args = data.get("args")
+    return ToolCall(id=str(data.get("id") or f"call_{index}"), name=data["tool"],
+                    arguments=dict(args) if isinstance(args, Mapping) else {})
+
+
+class SampleConnector(BaseConnector):
+    """MegaChat, the fictional provider behind the ``sample`` id: the template to copy.
+
+    Args:
+        **kwargs: See :class:`~llm_connectors.BaseConnector` (``api_key``, ``base_url``,
+            ``timeout``...). ``MEGACHAT_API_KEY`` / ``MEGACHAT_BASE_URL`` are read by
+            ``get_connector("sample")``, never by the constructor.
+    """
+
+    definition: ClassVar[ServiceDefinition] = MEGACHAT
+    stream_format: ClassVar[Literal["sse", "ndjson"]] = "sse"  # or "ndjson" (Ollama-style lines)
+    request_id_headers: ClassVar[tuple[str, ...]] = ("megachat-trace-id",)
+    # Error reasons that say more than the HTTP status (Step 6). A reason listed neither here nor
+    # among the codes shared by every provider keeps the status's class (429 -> RateLimitError).
+    error_codes: ClassVar[Mapping[str, type[LLMConnectorError]]] = {
+        "bad_key": AuthenticationError,
+        "rate_limited": RateLimitError,
+        "quota_exhausted": QuotaExceededError,
+        "context_too_long": ContextWindowExceededError,
+        "unknown_model": NotFoundError,
+        "blocked": ContentFilterError,
+        "overloaded": OverloadedError,
+    }
+    # Larger embedding calls are split into requests of this size and run concurrently.
+    embedding_batch_size: ClassVar[int | None] = 64
+
+    # -- Step 3: the request -------------------------------------------------------------------
+    # `request` is already validated: model resolved, messages normalised to Message objects
+    # (content is a str or text/image_url parts), options checked and normalised (`stop` is a
+    # list, `tool_choice` is auto/none/required or {"type": "function", ...}). Map; don't check.
+    # `extra=` and provider_options={"sample": {...}} are merged into the body by the base.
+
+    def build_chat_request(self, request: ChatRequest) -> HTTPRequest:
+        body: dict[str, Any] = {"model": request.model, "turns": [self._turn(m) for m in request.messages]}
+        settings: dict[str, Any] = {}
+        for name, value in request.params.items():
+            if name in _SETTINGS:
+                settings[_SETTINGS[name]] = value
+            elif name == "tools":
+                body["tools"] = [{"name": t["function"]["name"],
+                                  "description": t["function"].get("description", ""),
+                                  "schema": t["function"]["parameters"]} for t in value]
+            elif name == "tool_choice":
+                body["tool_mode"] = _TOOL_MODE[value] if isinstance(value, str) else \
+                    {"only": value["function"]["name"]}
+            elif name == "response_format" and value["type"] != "text":
+                body["format"] = "json" if value["type"] == "json_object" else \
+                    {"name": value["json_schema"]["name"], "schema": value["json_schema"]["schema"]}
+        if settings:
+            body["settings"] = settings
+        if request.stream:
+            body["stream"] = True
+        return HTTPRequest("POST", "/v2/generate", json=body)
+
+    def _turn(self, message: Message) -> dict[str, Any]:
+        turn: dict[str, Any] = {"speaker": _SPEAKER[message.role], "text": message.text}
+        if isinstance(message.content, list):  # vision: MegaChat takes http(s) and data: URLs alike
+            images = [p["image_url"]["url"] for p in message.content if p["type"] == "image_url"]
+            if images:
+                turn["images"] = images
+        if message.tool_calls:  # the assistant's earlier calls, sent back in the conversation
+            turn["calls"] = [{"id": c.id, "tool": c.name, "args": c.arguments} for c in message.tool_calls]
+        if message.tool_call_id:  # a tool result names the call it answers
+            turn["answers"] = message.tool_call_id
+        return turn
+
+    # -- Step 4: the response ------------------------------------------------------------------
+    # `data` is the decoded JSON of a 2xx answer (errors never get here: see Step 6). Be strict
+    # about what you need and lenient about what you don't: a missing "output" is a
+    # ProtocolError, a missing "tokens" is unknown usage.
+
+    def parse_chat_response(self, data: Any, request: ChatRequest) -> ChatResponse:
+        if isinstance(data, dict) and "failure" in data:  # an error that came back with a 200
+            raise self.error_from_payload(data)
+        output = data.get("output") if isinstance(data, dict) else None
+        if not isinstance(output, dict):
+            raise ProtocolError("generate answer has no 'output' object", provider=self.provider)
+        calls = [_call(c, i, self.provider) for i, c in enumerate(output.get("calls") or ())]
+        text = output.get("text")
+        return ChatResponse(
+            content=text if isinstance(text, str) else "",
+            finish_reason=_finish(data.get("stop"), bool(calls)),
+            usage=_usage(data.get("tokens")),
+            tool_calls=calls,
+            provider=self.provider,
+            model=data.get("model") or request.model,
+            raw=data,
+            id=data.get("id"),
+            native_finish_reason=data.get("stop"),
+        )
+
+    # -- Step 5: streaming ---------------------------------------------------------------------
+    # The same build_chat_request serves streams (request.stream is True). What differs is the
+    # answer: a fresh decoder per stream turns its events into chunks (the class below).
+
+    def create_stream_decoder(self, request: ChatRequest) -> StreamDecoder:
+        return MegaChatStreamDecoder(self, request)
+
+    # -- Step 6: errors ------------------------------------------------------------------------
+    # The base class maps every non-2xx answer: status first, then the codes this method
+    # extracts (looked up in `error_codes`, then in the codes shared by all providers), then
+    # message patterns (context window). It also reads `retry-after` and the request id.
+    # Only the body shape is provider-specific. Fall back to the generic parser for bodies
+    # MegaChat did not write (a proxy's HTML page, an empty 502).
+
+    def parse_error(self, status: int, body: bytes) -> ErrorInfo:
+        try:
+            data = loads(body, provider=self.provider, what="error body")
+        except ProtocolError:
+            data = None
+        failure = data.get("failure") if isinstance(data, dict) else None
+        if not isinstance(failure, dict):
+            return parse_error_body(status, body)
+        reason = failure.get("reason")
+        detail = failure.get("detail")
+        message = detail if isinstance(detail, str) and detail else f"MegaChat failed ({reason or status})"
+        return ErrorInfo(message, (reason,) if isinstance(reason, str) and reason else ())
+
+    # -- Step 7: embeddings --------------------------------------------------------------------
+    # Only with Capability.EMBEDDINGS declared; without it the base raises
+    # UnsupportedCapabilityError before any I/O. Vectors must come back in input order.
+
+    def build_embedding_request(self, request: EmbeddingRequest) -> HTTPRequest:
+        body: dict[str, Any] = {"model": request.model, "texts": list(request.inputs)}
+        if "dimensions" in request.params:
+            body["dimensions"] = request.params["dimensions"]
+        return HTTPRequest("POST", "/v2/embed", json=body)
+
+    def parse_embedding_response(self, data: Any, request: EmbeddingRequest) -> EmbeddingResponse:
+        items = data.get("vectors") if isinstance(data, dict) else None
+        if not isinstance(items, list) or len(items) != len(request.inputs) \
+                or not all(isinstance(i, dict) and _is_vector(i.get("values")) for i in items):
+            raise ProtocolError(f"embed answer does not hold {len(request.inputs)} vectors",
+                                provider=self.provider)
+        ordered = sorted(items, key=lambda item: item.get("position", 0))
+        prompt = _usage(data.get("tokens")).input_tokens  # embeddings generate nothing
+        return EmbeddingResponse(
+            embeddings=[[float(x) for x in item["values"]] for item in ordered],
+            model=data.get("model") or request.model,
+            provider=self.provider,
+            usage=Usage(input_tokens=prompt, total_tokens=prompt),
+        )
+
+    # -- Step 8: the model list ----------------------------------------------------------------
+    # Called page by page until the cursor is None (bounded by the base class). The first page
+    # doubles as the health check (`build_health_request`), since it needs a valid key.
+
+    def build_list_models_request(self, cursor: str | None) -> HTTPRequest:
+        params = {"limit": "100"}
+        if cursor:
+            params["cursor"] = cursor
+        return HTTPRequest("GET", "/v2/models", params=params)
+
+    def parse_list_models(self, data: Any) -> tuple[list[ModelInfo], str | None]:
+        items = data.get("models") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise ProtocolError("model list has no 'models' array", provider=self.provider)
+        models = [ModelInfo(id=m["name"], name=m.get("label") or m["name"], raw=m,
+                            context_length=m["context"] if isinstance(m.get("context"), int) else None)
+                  for m in items if isinstance(m, dict) and isinstance(m.get("name"), str)]
+        cursor = data.get("next_cursor")
+        return models, cursor if isinstance(cursor, str) and cursor else None
+
+
+# -- Step 5 (continued): the stream decoder ---------------------------------------------------
+# The base class reads the bytes, splits them into SSE events (any network split, CRLF, UTF-8
+# across reads are handled) and calls `feed` once per event. The decoder returns a chunk via
+# `self.chunk(...)`, which also accumulates the final ChatResponse, so a collected stream
+# equals the non-streaming answer. It must set `done` on the end marker: a stream that stops
+# without one was cut, and the base class raises instead of returning half an answer.
+
+class MegaChatStreamDecoder(StreamDecoder):
+    """MegaChat's named SSE events: start, text, call, end, error (others ignored)."""
+
+    def __init__(self, connector: SampleConnector, request: ChatRequest) -> None:
+        super().__init__(connector.provider, request.model)
+        self._connector = connector
+
+    def feed(self, event: SSEEvent) -> ChatChunk | None:
+        if self.done:
+            return None  # nothing after the end marker counts
+        kind = event.event
+        if kind not in ("start", "text", "call", "end", "error"):
+            return None  # new event types must not break old clients
+        data = loads(event.data, provider=self.provider, what=f"{kind} event")
+        if not isinstance(data, dict):
+            raise ProtocolError(f"{kind} event is not a JSON object", provider=self.provider)
+        if kind == "error":
+            # A failure inside a 200 stream: raise the typed error. Before the first chunk,
+            # retries and fallbacks still apply; after it, the caller gets
+            # StreamInterruptedError with the text delivered so far (ChatStream does that).
+            raise self._connector.error_from_payload(data)
+        self.raw = data
+        if kind == "start":
+            self.id = data.get("id")
+            self.model = data.get("model") or self.model
+            return None
+        if kind == "text":
+            text = data.get("text")
+            return self.chunk(text if isinstance(text, str) else "", raw=data)
+        if kind == "call":  # complete calls go out on the chunk where they finished
+            return self.chunk(tool_calls=[_call(data, len(self.tool_calls), self.provider)], raw=data)
+        self.done = True  # "end": finish reason and usage ride on the last chunk
+        self.native_finish_reason = data.get("stop")
+        return self.chunk(finish_reason=_finish(data.get("stop"), bool(self.tool_calls)),
+                          usage=_usage(data.get("tokens")), raw=data)
+
+
+# -- Step 9: register --------------------------------------------------------------------------
+# Built-ins are listed in llm_connectors/registry.py. Your own connector registers with
+#     lc.register_connector("megachat", SampleConnector)
+# or, from a separate package, through the `llm_connectors.providers` entry-point group:
+#     [project.entry-points."llm_connectors.providers"]
+#     megachat = "my_package.megachat:MegaChatConnector"
+# Step 10, testing it with the conformance suite and FakeServer: docs/adding-a-provider.md.
