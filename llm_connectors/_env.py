@@ -34,3 +34,12 @@ def provider_order(environ: Mapping[str, str] | None = None) -> list[str] | None
     if not raw:
         return None
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+LOCAL_MODEL_ENV = "LLM_CONNECTORS_LOCAL_MODEL"
+
+
+def local_model_path(environ: Mapping[str, str] | None = None) -> str | None:
+    """``LLM_CONNECTORS_LOCAL_MODEL``: a ``.gguf`` file or a folder of them, or None when unset."""
+    env = os.environ if environ is None else environ
+    return env.get(LOCAL_MODEL_ENV, "").strip() or None
