@@ -85,16 +85,37 @@ class PoolLimits:
         )
 
 
+class _NoCookies(httpx.Cookies):
+    """A cookie store that keeps nothing.
+
+    Provider APIs authenticate with keys, not cookies; the ``Set-Cookie`` some send (CDN bot
+    management) need not come back. A pooled client is shared by every connector to an
+    endpoint, whatever their keys, so keeping cookies would carry one caller's cookies into
+    another's requests; and parsing them costs about a tenth of a millisecond per response.
+    """
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+    def set_cookie_header(self, request: httpx.Request) -> None:
+        return None
+
+    def __bool__(self) -> bool:
+        return False
+
+
 def make_client(timeouts: Timeouts, limits: PoolLimits,
                 transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """A pooled client: keep-alive on, redirects off, TLS verified, never ``timeout=None``."""
-    return httpx.AsyncClient(
+    """A pooled client: keep-alive on, redirects off, TLS verified, never ``timeout=None``, no cookies."""
+    client = httpx.AsyncClient(
         timeout=timeouts.httpx_timeout(),
         limits=limits.httpx_limits(),
         follow_redirects=False,
         transport=transport,
         headers={"user-agent": USER_AGENT},
     )
+    client._cookies = _NoCookies()  # httpx wraps anything passed as cookies= in a plain Cookies
+    return client
 
 
 def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:

@@ -9,7 +9,6 @@ when its last connector closes.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -18,11 +17,13 @@ from ._http import PoolLimits, Timeouts, make_client
 from ._transport import make_transport, resolve
 
 
-@dataclass
 class _Entry:
-    client: httpx.AsyncClient
-    users: int
-    loop: object  # held so an id() can never be reused by a new loop while the entry lives
+    __slots__ = ("client", "loop", "users")
+
+    def __init__(self, client: httpx.AsyncClient, users: int, loop: object) -> None:
+        self.client = client
+        self.users = users
+        self.loop = loop  # held so an id() can never be reused by a new loop while the entry lives
 
 
 _clients: dict[tuple[Any, ...], _Entry] = {}

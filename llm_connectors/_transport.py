@@ -1,22 +1,51 @@
 """Which HTTP engine a connector's client runs on: httpx's own pool, or aiohttp underneath httpx.
 
-The rest of the SDK always speaks httpx's API. Under asyncio, when the optional ``fast`` extra
-(``httpx-aiohttp``) is installed, an aiohttp-backed transport removes httpx's connection pool
-from the hot path; under trio only httpx's own transport can run.
+The rest of the SDK always speaks httpx's API (requests, responses, exceptions). Under asyncio,
+when the optional ``fast`` extra (``aiohttp``) is installed, :class:`AiohttpTransport` replaces
+httpx's connection pool — the part of httpx that limits throughput under concurrency — with
+aiohttp's, behind the ordinary ``httpx.AsyncBaseTransport`` seam. Under trio only httpx's own
+transport can run.
+
+Choosing (``transport=`` on a connector, resolved when its first request is sent):
+
+* ``"httpx"``: httpx's own transport, on any event loop.
+* ``"aiohttp"``: :class:`AiohttpTransport`; asyncio only, needs ``pip install 'llm-connectors[fast]'``.
+* ``"auto"`` (the default): aiohttp under asyncio when it is installed, else httpx. The
+  ``LLM_CONNECTORS_TRANSPORT`` environment variable (``httpx``, ``aiohttp`` or ``auto``) overrides
+  what ``auto`` means, process-wide. ``auto`` also keeps httpx when a proxy is configured in the
+  environment (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``), httpx's proxy handling being the
+  reference.
+
+Both engines give the same results and the same httpx exceptions (so the same typed errors), with
+these documented differences on aiohttp: ``PoolLimits.max_keepalive_connections`` is not enforced
+(aiohttp keeps up to ``max_connections`` idle connections, each for ``keepalive_expiry``); there
+is no separate write timeout (the call's overall deadline still bounds sending); a pool wait and
+a connect share the ``connect`` timeout.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import contextlib
+import os
+import ssl
+import weakref
+from typing import TYPE_CHECKING, Any
 
 import httpx
-import sniffio
 
 from .errors import ConfigurationError
 
-__all__ = ["TRANSPORTS", "check_choice", "make_transport", "resolve"]
+if TYPE_CHECKING:  # pragma: no cover
+    import aiohttp
+
+__all__ = ["ENV_VAR", "TRANSPORTS", "AiohttpTransport", "check_choice", "make_transport", "resolve"]
 
 TRANSPORTS = ("auto", "httpx", "aiohttp")
+ENV_VAR = "LLM_CONNECTORS_TRANSPORT"
+_PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+_installed: bool | None = None
+#: Most bytes one read of a response body returns on the aiohttp engine.
+READ_SIZE = 16 << 10
 
 
 def check_choice(choice: str | None) -> str:
@@ -29,30 +58,225 @@ def check_choice(choice: str | None) -> str:
     return choice
 
 
-def _aiohttp_installed() -> bool:
-    return importlib.util.find_spec("httpx_aiohttp") is not None
+def aiohttp_installed() -> bool:
+    """Whether the ``fast`` extra (aiohttp) can be imported; looked up once, without importing it."""
+    global _installed
+    if _installed is None:
+        import importlib.util
+
+        _installed = importlib.util.find_spec("aiohttp") is not None
+    return _installed
+
+
+def _env_proxies() -> bool:
+    return any(os.environ.get(name) for name in _PROXY_VARS)
 
 
 def resolve(choice: str) -> str:
     """The engine to use now, in the running event loop: ``"httpx"`` or ``"aiohttp"``."""
-    library = sniffio.current_async_library()
+    import sniffio
+
+    if choice == "auto":
+        override = os.environ.get(ENV_VAR, "").strip().lower()
+        if override and override not in TRANSPORTS:
+            raise ConfigurationError(f"{ENV_VAR} must be one of {', '.join(TRANSPORTS)}, got {override!r}")
+        choice = override or "auto"
     if choice == "httpx":
         return "httpx"
+    library = sniffio.current_async_library()
     if choice == "aiohttp":
         if library != "asyncio":
             raise ConfigurationError(f"transport='aiohttp' needs asyncio, but this code runs on {library}; "
-                                     "use transport='httpx'")
-        if not _aiohttp_installed():
+                                     "use transport='httpx' (or 'auto')")
+        if not aiohttp_installed():
             raise ConfigurationError("transport='aiohttp' needs the fast extra: pip install 'llm-connectors[fast]'")
         return "aiohttp"
-    return "aiohttp" if library == "asyncio" and _aiohttp_installed() else "httpx"
+    return "aiohttp" if library == "asyncio" and aiohttp_installed() and not _env_proxies() else "httpx"
 
 
 def make_transport(kind: str, limits: httpx.Limits) -> httpx.AsyncBaseTransport | None:
     """The transport for ``kind`` (``None``: httpx's default)."""
     if kind != "aiohttp":
         return None
-    from httpx_aiohttp import AiohttpTransport
+    return AiohttpTransport(limits=limits)
 
-    transport: httpx.AsyncBaseTransport = AiohttpTransport(limits=limits)
-    return transport
+
+# -- the aiohttp engine ------------------------------------------------------------------------
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """An ``httpx.AsyncBaseTransport`` on one ``aiohttp.ClientSession`` (asyncio only).
+
+    aiohttp is imported when the first request is sent, never at import time. The session is
+    bound to the event loop of that first request (the shared pool keys clients by loop).
+
+    Args:
+        limits: ``max_connections`` (``None``: unlimited) and ``keepalive_expiry`` are applied.
+        verify: ``True`` (httpx's default trust store, so both engines trust the same CAs),
+            ``False``, or an ``ssl.SSLContext``.
+    """
+
+    def __init__(self, limits: httpx.Limits | None = None, *, verify: ssl.SSLContext | bool = True) -> None:
+        self._limits = limits or httpx.Limits()
+        self._verify = verify
+        self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
+        self._closed = False
+        self._finalizer: weakref.finalize[Any, Any]
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError("the transport has been closed")
+        import aiohttp
+
+        limits = self._limits
+        verify = self._verify
+        ssl_context: ssl.SSLContext | bool = httpx.create_ssl_context(verify=verify) if verify is True else verify
+        keepalive: dict[str, Any] = {}
+        if limits.keepalive_expiry is not None:
+            keepalive["keepalive_timeout"] = limits.keepalive_expiry
+        connector = aiohttp.TCPConnector(limit=limits.max_connections or 0, limit_per_host=0, ssl=ssl_context,
+                                         **keepalive)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),  # httpx keeps the cookies; aiohttp must not add its own
+            auto_decompress=False,  # httpx decodes content-encoding, exactly as on its own transport
+            timeout=aiohttp.ClientTimeout(total=None),
+            trust_env=_env_proxies(),  # explicit transport='aiohttp' still honours HTTP(S)_PROXY / NO_PROXY
+            raise_for_status=False,
+        )
+        # A connector nobody closed must end as quietly as on httpx's engine: when this transport
+        # is collected, or at interpreter exit, its pooled connections are closed without aiohttp's
+        # "Unclosed client session" report (which would otherwise appear after asyncio.run returns).
+        self._finalizer = weakref.finalize(self, _close_quietly, connector)
+        return self._session
+
+    def _timeout(self, extension: Any) -> aiohttp.ClientTimeout:
+        """httpx's per-request timeout extension as an aiohttp ``ClientTimeout`` (cached)."""
+        timeout = extension or {}
+        key = (timeout.get("connect"), timeout.get("read"), timeout.get("pool"))
+        found = self._timeouts.get(key)
+        if found is None:
+            import aiohttp
+
+            connect, read, pool = key
+            # aiohttp's ``connect`` covers the wait for a pooled connection plus connecting.
+            overall = None if connect is None or pool is None else connect + pool
+            found = aiohttp.ClientTimeout(total=None, connect=overall, sock_connect=connect, sock_read=read)
+            if len(self._timeouts) < 64:
+                self._timeouts[key] = found
+        return found
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        import aiohttp
+        from yarl import URL
+
+        session = self._session or self._open()
+        headers = request.headers
+        data: Any
+        try:
+            data = request.content or None
+        except httpx.RequestNotRead:
+            data = _RequestBody(request.stream)  # type: ignore[arg-type]
+            headers = headers.copy()
+            headers.pop("transfer-encoding", None)  # aiohttp frames streamed bodies itself
+        try:
+            response = await session.request(
+                request.method, URL(str(request.url), encoded=True), headers=headers.multi_items(), data=data,
+                allow_redirects=False, timeout=self._timeout(request.extensions.get("timeout")),
+            )
+        except aiohttp.ClientError as exc:
+            raise map_error(exc, request) from exc
+        extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
+        if response.reason:
+            extensions["reason_phrase"] = response.reason.encode("ascii", "replace")
+        return httpx.Response(status_code=response.status, headers=response.raw_headers,
+                              stream=_ResponseStream(response, request), request=request, extensions=extensions)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+            self._finalizer.detach()
+
+
+def _close_quietly(connector: aiohttp.BaseConnector) -> None:
+    """Close a connector without its event loop (which may be closed or gone)."""
+    close = getattr(connector, "_close", None)  # sync; safe on a closed loop (aiohttp >= 3.0)
+    if close is not None:
+        with contextlib.suppress(Exception):
+            close()
+
+
+class _ResponseStream(httpx.AsyncByteStream):
+    """An aiohttp response body as httpx sees it: bytes as soon as they arrive, errors mapped.
+
+    Reads are capped at :data:`READ_SIZE`, so a stream whose events arrive faster than they are
+    consumed still hands over its first events quickly rather than in one large batch.
+    """
+
+    __slots__ = ("_request", "_response")
+
+    def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
+        self._response = response
+        self._request = request
+
+    def __aiter__(self) -> _ResponseStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        import aiohttp
+
+        try:
+            chunk = await self._response.content.read(READ_SIZE)
+        except aiohttp.ClientError as exc:
+            raise map_error(exc, self._request) from exc
+        if not chunk:
+            raise StopAsyncIteration
+        return chunk
+
+    async def aclose(self) -> None:
+        response = self._response
+        if response.content.is_eof():
+            response.release()  # the whole body was read: the connection goes back to the pool
+        else:
+            response.close()  # abandoned mid-body: the connection cannot be reused
+
+
+class _RequestBody:
+    """Adapts an httpx request stream to the async iterable aiohttp sends chunked."""
+
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: httpx.AsyncByteStream) -> None:
+        self._stream = stream
+
+    def __aiter__(self) -> Any:
+        return self._stream.__aiter__()
+
+
+def map_error(exc: BaseException, request: httpx.Request | None = None) -> httpx.TransportError:
+    """The httpx exception httpx's own transport would have raised for an aiohttp failure."""
+    import aiohttp
+
+    message = str(exc) or type(exc).__name__
+    error: type[httpx.TransportError]
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        error = httpx.ConnectTimeout
+    elif isinstance(exc, aiohttp.ServerTimeoutError):
+        error = httpx.ReadTimeout
+    elif isinstance(exc, (aiohttp.ClientProxyConnectionError, aiohttp.ClientHttpProxyError)):
+        error = httpx.ProxyError
+    elif isinstance(exc, aiohttp.ClientConnectorError):  # refused, DNS, TLS handshake
+        error = httpx.ConnectError
+    elif isinstance(exc, (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError)):
+        error = httpx.UnsupportedProtocol
+    elif isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError,
+                          aiohttp.ClientResponseError)):
+        error = httpx.RemoteProtocolError  # closed early, cut body, malformed response
+    elif isinstance(exc, aiohttp.ClientOSError):
+        error = httpx.ReadError  # reset or broken pipe on an established connection
+    else:
+        error = httpx.TransportError
+    return error(message, request=request)
