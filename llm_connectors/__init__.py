@@ -13,13 +13,20 @@ provider module and no optional dependency.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 
+# A library must not print through Python's last-resort handler; applications configure logging.
+logging.getLogger("llm_connectors").addHandler(logging.NullHandler())
+
 if TYPE_CHECKING:
     from . import errors
+    from ._classify import ErrorInfo, parse_error_body
+    from ._framing import SSEEvent
     from ._http import PoolLimits, Timeouts
+    from ._json import decode_json
     from ._secrets import Secret
     from .base import BaseConnector
     from .definition import AuthSpec, Capability, ParameterDefinition, ServiceDefinition
@@ -90,6 +97,7 @@ _LAZY: dict[str, str] = {
     "ContextWindowExceededError": ".errors",
     "EmbeddingRequest": ".requests",
     "EmbeddingResponse": ".types",
+    "ErrorInfo": "._classify",
     "FallbackConnector": ".fallback",
     "HTTPRequest": ".requests",
     "HookContext": ".hooks",
@@ -114,6 +122,7 @@ _LAZY: dict[str, str] = {
     "RateLimitError": ".errors",
     "ReasoningBlock": ".types",
     "RetryPolicy": ".resilience.config",
+    "SSEEvent": "._framing",
     "Secret": "._secrets",
     "ServiceDefinition": ".definition",
     "StreamDecoder": ".stream",
@@ -123,9 +132,11 @@ _LAZY: dict[str, str] = {
     "ToolCall": ".types",
     "UnsupportedCapabilityError": ".errors",
     "Usage": ".types",
+    "decode_json": "._json",
     "describe": ".registry",
     "estimate_cost": ".pricing",
     "get_connector": ".factory",
+    "parse_error_body": "._classify",
     "provider_ids": ".registry",
     "register_connector": ".registry",
     "register_openai_compatible": ".registry",
@@ -151,6 +162,7 @@ __all__ = [
     "ContextWindowExceededError",
     "EmbeddingRequest",
     "EmbeddingResponse",
+    "ErrorInfo",
     "FallbackConnector",
     "HTTPRequest",
     "HookContext",
@@ -175,6 +187,7 @@ __all__ = [
     "RateLimitError",
     "ReasoningBlock",
     "RetryPolicy",
+    "SSEEvent",
     "Secret",
     "ServiceDefinition",
     "StreamDecoder",
@@ -185,10 +198,12 @@ __all__ = [
     "UnsupportedCapabilityError",
     "Usage",
     "__version__",
+    "decode_json",
     "describe",
     "errors",
     "estimate_cost",
     "get_connector",
+    "parse_error_body",
     "provider_ids",
     "register_connector",
     "register_openai_compatible",

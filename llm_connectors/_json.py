@@ -31,6 +31,10 @@ def loads(text: str | bytes, *, provider: str | None = None, what: str = "respon
         raise ProtocolError(f"invalid JSON in {what}: {reason}", provider=provider) from None
 
 
+#: Public name for connector authors: decode JSON, raising ProtocolError on anything malformed.
+decode_json = loads
+
+
 def dumps(value: Any) -> bytes:
     """Compact UTF-8 JSON for request bodies."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()

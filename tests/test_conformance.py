@@ -22,7 +22,7 @@ from llm_connectors.testing.conformance import (
     load_kit,
     load_kit_or_skip,
 )
-from llm_connectors.testing.kit import ScriptedHandler, WireKit
+from llm_connectors.testing.kit import TEST_KEY, ScriptedHandler, WireKit
 from llm_connectors.testing.sample_wire import SampleWireKit
 from llm_connectors.types import ChatChunk
 
@@ -116,7 +116,7 @@ class _BrokenKit(SampleWireKit):
         self.cls = cls
 
     def make_connector(self, base_url: str, **kwargs: Any) -> BaseConnector:
-        kwargs.setdefault("api_key", "test-key")
+        kwargs.setdefault("api_key", TEST_KEY)
         return self.cls(base_url=base_url, **kwargs)
 
 

@@ -33,6 +33,7 @@ from llm_connectors.errors import (
     TimeoutError,
 )
 from llm_connectors.testing import FakeServer
+from llm_connectors.testing.kit import TEST_KEY
 from llm_connectors.testing.mistral_wire import MistralFake, MistralWireKit
 from llm_connectors.types import ChatChunk, ChatResponse, ReasoningBlock, ToolCall, Usage
 
@@ -657,7 +658,7 @@ async def test_fake_chat(server: FakeServer, fake: MistralFake, kit: MistralWire
     assert resp.content == fake.text and resp.finish_reason == "stop"
     assert resp.usage.input_tokens == 7
     request = server.requests[-1]
-    assert (request.path, request.headers["authorization"]) == ("/v1/chat/completions", "Bearer test-key")
+    assert (request.path, request.headers["authorization"]) == ("/v1/chat/completions", f"Bearer {TEST_KEY}")
 
 
 async def test_fake_stream(server: FakeServer, fake: MistralFake, kit: MistralWireKit) -> None:

@@ -367,6 +367,10 @@ class OpenAICompatibleConnector(BaseConnector):
 
 def _vector(value: Any, provider: str) -> list[float]:
     if isinstance(value, list):
+        if value and isinstance(value[0], list):
+            # Some servers (llama.cpp's, for chat models) return one vector per *token*.
+            raise ProtocolError("the server returned one vector per token, not one per input; use an "
+                                "embedding model (or a server that pools token vectors)", provider=provider)
         return value
     if isinstance(value, str):  # base64 of little-endian float32 (WIRE.md §2.5)
         try:

@@ -24,9 +24,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 # The helpers below live in underscore modules; they are what every built-in connector uses.
-from llm_connectors._classify import ErrorInfo, parse_error_body
-from llm_connectors._framing import SSEEvent
-from llm_connectors._json import loads
+from llm_connectors import ErrorInfo, SSEEvent, decode_json, parse_error_body
 from llm_connectors.base import BaseConnector
 from llm_connectors.definition import (
     AuthSpec,
@@ -238,7 +236,7 @@ class SampleConnector(BaseConnector):
 
     def parse_error(self, status: int, body: bytes) -> ErrorInfo:
         try:
-            data = loads(body, provider=self.provider, what="error body")
+            data = decode_json(body, provider=self.provider, what="error body")
         except ProtocolError:
             data = None
         failure = data.get("failure") if isinstance(data, dict) else None
@@ -315,7 +313,7 @@ class MegaChatStreamDecoder(StreamDecoder):
         kind = event.event
         if kind not in ("start", "text", "call", "end", "error"):
             return None  # new event types must not break old clients
-        data = loads(event.data, provider=self.provider, what=f"{kind} event")
+        data = decode_json(event.data, provider=self.provider, what=f"{kind} event")
         if not isinstance(data, dict):
             raise ProtocolError(f"{kind} event is not a JSON object", provider=self.provider)
         if kind == "error":

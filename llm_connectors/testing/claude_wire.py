@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from ..base import BaseConnector
 from ..types import ToolCall
-from .kit import Finish, WireKit
+from .kit import TEST_KEY, Finish, WireKit
 from .server import Reply, Request
 
 __all__ = ["ClaudeFake", "ClaudeWireKit", "claude_message_json", "claude_sse_events", "sse_event"]
@@ -241,7 +241,7 @@ class ClaudeWireKit(WireKit):
     def make_connector(self, base_url: str, **kwargs: Any) -> BaseConnector:
         from ..connectors.claude import ClaudeConnector
 
-        kwargs.setdefault("api_key", "test-key")
+        kwargs.setdefault("api_key", TEST_KEY)
         kwargs.setdefault("retry", False)  # kits test wire mapping; resilience has its own suites
         kwargs.setdefault("circuit_breaker", False)
         return ClaudeConnector(base_url=base_url, **kwargs)

@@ -8,6 +8,7 @@ against every connector, built-in or third-party.
 from __future__ import annotations
 
 import abc
+import secrets
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
@@ -16,7 +17,11 @@ from ..base import BaseConnector
 from ..types import ToolCall
 from .server import Reply, Request
 
-__all__ = ["ScriptedHandler", "WireKit"]
+__all__ = ["TEST_KEY", "ScriptedHandler", "WireKit"]
+
+#: The API key kits give connectors: unique per run, so a test suite can check that it never
+#: appears in a log line, a warning, an exception or a repr (see tests/conftest.py).
+TEST_KEY = f"sk-canary-{secrets.token_hex(12)}"
 
 Finish = Literal["stop", "length", "tool_calls"]
 

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from ..base import BaseConnector
 from ..types import ToolCall
-from .kit import Finish, WireKit
+from .kit import TEST_KEY, Finish, WireKit
 from .openai_wire import fake_embedding, sse
 from .server import Reply, Request
 
@@ -216,7 +216,7 @@ class MistralWireKit(WireKit):
     def make_connector(self, base_url: str, **kwargs: Any) -> BaseConnector:
         from ..connectors.mistral import MistralConnector
 
-        kwargs.setdefault("api_key", "test-key")
+        kwargs.setdefault("api_key", TEST_KEY)
         kwargs.setdefault("retry", False)  # kits test wire mapping; resilience has its own suites
         kwargs.setdefault("circuit_breaker", False)
         return MistralConnector(base_url=base_url + "/v1", **kwargs)

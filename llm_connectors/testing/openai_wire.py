@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from ..base import BaseConnector
 from ..types import ToolCall
-from .kit import Finish, WireKit
+from .kit import TEST_KEY, Finish, WireKit
 from .server import Reply, Request
 
 __all__ = ["OpenAIFake", "OpenAIWireKit", "openai_chat_json", "openai_sse_events", "sse"]
@@ -144,7 +144,7 @@ class OpenAIWireKit(WireKit):
     def make_connector(self, base_url: str, **kwargs: Any) -> BaseConnector:
         from ..connectors.openai import OpenAIConnector
 
-        kwargs.setdefault("api_key", "test-key")
+        kwargs.setdefault("api_key", TEST_KEY)
         kwargs.setdefault("retry", False)  # kits test wire mapping; resilience has its own suites
         kwargs.setdefault("circuit_breaker", False)
         return OpenAIConnector(base_url=base_url + "/v1", **kwargs)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from ..base import BaseConnector
 from ..types import ToolCall
-from .kit import Finish, WireKit
+from .kit import TEST_KEY, Finish, WireKit
 from .server import Reply, Request
 
 __all__ = ["MegaChatFake", "SampleWireKit", "megachat_answer", "megachat_event", "megachat_failure",
@@ -145,7 +145,7 @@ class SampleWireKit(WireKit):
     def make_connector(self, base_url: str, **kwargs: Any) -> BaseConnector:
         from ..connectors.sample import SampleConnector
 
-        kwargs.setdefault("api_key", "test-key")
+        kwargs.setdefault("api_key", TEST_KEY)
         kwargs.setdefault("retry", False)  # kits test wire mapping; resilience has its own suites
         kwargs.setdefault("circuit_breaker", False)
         return SampleConnector(base_url=base_url, **kwargs)
