@@ -6,6 +6,7 @@ HTTP attempt (or per network read, for streams), so it is written for the hot pa
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -150,6 +151,27 @@ async def _raw_pieces(response: httpx.Response) -> AsyncIterator[bytes]:
         yield piece
 
 
+async def _read_plain(response: httpx.Response, limit: int, provider: str | None) -> bytes:
+    """The common case: an uncompressed body, read with only a size check."""
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ProtocolError(f"response body of {declared} bytes is over the {limit}-byte limit", provider=provider)
+    if response.is_stream_consumed:
+        body = response.content
+    else:
+        pieces: list[bytes] = []
+        size = 0
+        async for piece in response.aiter_raw():
+            size += len(piece)
+            if size > limit:
+                raise ProtocolError(f"response body is over the {limit}-byte limit", provider=provider)
+            pieces.append(piece)
+        body = b"".join(pieces)
+    if len(body) > limit:
+        raise ProtocolError(f"response body is over the {limit}-byte limit", provider=provider)
+    return body
+
+
 def _encoding(response: httpx.Response) -> str | None:
     return None if response.is_stream_consumed else response.headers.get("content-encoding")
 
@@ -157,9 +179,8 @@ def _encoding(response: httpx.Response) -> str | None:
 async def read_bounded(response: httpx.Response, limit: int, provider: str | None = None) -> bytes:
     """Read and decode a body, refusing to hold more than ``limit`` decoded bytes."""
     encoding = _encoding(response)
-    declared = response.headers.get("content-length")
-    if not encoding and declared and declared.isdigit() and int(declared) > limit:
-        raise ProtocolError(f"response body of {declared} bytes is over the {limit}-byte limit", provider=provider)
+    if not encoding or encoding == "identity":
+        return await _read_plain(response, limit, provider)
     decoder = BoundedDecoder(encoding, limit, provider)
     chunks: list[bytes] = []
     pieces = _raw_pieces(response)
@@ -203,6 +224,12 @@ async def stream_chunks(conn: BaseConnector, response: httpx.Response, decoder: 
     if first_token is not None:
         ttft_deadline = anyio.current_time() + first_token
         read_deadline = ttft_deadline if deadline is None else min(deadline, ttft_deadline)
+    # Our pooled clients enforce the read (idle) timeout on every read themselves, so a read only
+    # needs a cancel scope of its own when the call's deadline is nearer than that; otherwise a
+    # clock check after each read enforces the deadline at a fraction of a scope's cost.
+    trusted_reads = conn._transport is None and conn._owns_client
+    idle = conn.timeouts.read
+    now = anyio.current_time
     reads: AsyncIterator[bytes] = _raw_pieces(response)
     reader = reads.__anext__
     try:
@@ -211,8 +238,14 @@ async def stream_chunks(conn: BaseConnector, response: httpx.Response, decoder: 
                 if read_deadline is None:
                     data = await reader()
                 else:
-                    with anyio.fail_after(read_deadline - anyio.current_time()):
+                    left = read_deadline - now()
+                    if trusted_reads and left > idle:
                         data = await reader()
+                    else:
+                        with _Deadline(read_deadline):
+                            data = await reader()
+                    if now() >= read_deadline:
+                        raise BuiltinTimeoutError
             except StopAsyncIteration:
                 break
             except (httpx.HTTPError, BuiltinTimeoutError) as exc:
@@ -269,10 +302,30 @@ def _log_payload(conn: BaseConnector, what: str, path: str, body: bytes) -> None
     payload_logger.debug("%s %s %s: %s", conn.provider, what, path, text)
 
 
-def _deadline_scope(deadline: float | None) -> Any:
-    """``anyio.fail_after`` until ``deadline`` (anyio's clock), or nothing when there is none."""
-    import contextlib
+class _Deadline:
+    """Raise the builtin ``TimeoutError`` if the body is still running at ``deadline`` (anyio's clock).
 
-    if deadline is None:
-        return contextlib.nullcontext()
-    return anyio.fail_after(deadline - anyio.current_time())
+    What ``anyio.fail_after`` does, without its generator-based context manager on the hot path.
+    """
+
+    __slots__ = ("_scope",)
+
+    def __init__(self, deadline: float) -> None:
+        self._scope = anyio.CancelScope(deadline=deadline)
+
+    def __enter__(self) -> None:
+        self._scope.__enter__()
+
+    def __exit__(self, *exc: Any) -> bool:
+        suppressed = bool(self._scope.__exit__(*exc))
+        if self._scope.cancelled_caught:  # only our own deadline cancels this scope
+            raise BuiltinTimeoutError
+        return suppressed
+
+
+_NO_DEADLINE: contextlib.nullcontext[None] = contextlib.nullcontext()
+
+
+def _deadline_scope(deadline: float | None) -> _Deadline | contextlib.nullcontext[None]:
+    """A deadline scope until ``deadline`` (anyio's clock), or nothing when there is none."""
+    return _NO_DEADLINE if deadline is None else _Deadline(deadline)

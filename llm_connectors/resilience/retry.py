@@ -66,7 +66,30 @@ async def call_with_retries(
     Retry-After if it gave one and it is within ``policy.max_retry_after``, else jittered
     backoff) ends before ``deadline``, and the budget can pay. Otherwise the failure is raised
     at once, so a fallback chain can move on without sleeping.
+
+    The first attempt runs directly; tenacity is only set up once that attempt has failed in a
+    way that may be retried (most calls succeed first time, and building the retry machinery
+    costs more than the call's own bookkeeping).
     """
+    try:
+        first = await attempt()
+    except LLMConnectorError as exc:
+        if not exc.retryable or policy.max_retries == 0:
+            raise
+        failed_first: LLMConnectorError | None = exc
+    else:
+        if budget is not None:
+            budget.deposit(0)
+        return first
+
+    async def replay_then_attempt() -> R:
+        # tenacity sees the first failure as its attempt 1, then makes the real retries.
+        nonlocal failed_first
+        if failed_first is not None:
+            error, failed_first = failed_first, None
+            raise error
+        return await attempt()
+
     spent = 0
     planned_wait = 0.0
 
@@ -106,7 +129,7 @@ async def call_with_retries(
         sleep=anyio.sleep,
         reraise=True,
     )
-    result: R = await retrying(attempt)
+    result: R = await retrying(replay_then_attempt)
     if budget is not None:
         budget.deposit(spent)
     return result
