@@ -19,9 +19,8 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from ..base import BaseConnector
 from ..types import ToolCall
-from .kit import TEST_KEY, Finish, WireKit
+from .kit import Finish, WireKit
 from .server import Reply, Request
 
 __all__ = ["ClaudeFake", "ClaudeWireKit", "claude_message_json", "claude_sse_events", "sse_event"]
@@ -235,16 +234,9 @@ class ClaudeWireKit(WireKit):
     """Anthropic's wire format (WIRE.md §1) for the conformance suite."""
 
     provider_id = "claude"
+    connector_path = "llm_connectors.connectors.claude:ClaudeConnector"
     model = "claude-fake-1"
     chat_path = "/v1/messages"
-
-    def make_connector(self, base_url: str, **kwargs: Any) -> BaseConnector:
-        from ..connectors.claude import ClaudeConnector
-
-        kwargs.setdefault("api_key", TEST_KEY)
-        kwargs.setdefault("retry", False)  # kits test wire mapping; resilience has its own suites
-        kwargs.setdefault("circuit_breaker", False)
-        return ClaudeConnector(base_url=base_url, **kwargs)
 
     def chat_reply(self, text: str, *, tool_calls: Sequence[ToolCall] = (), input_tokens: int = 7,
                    output_tokens: int = 3, finish: Finish = "stop") -> Reply:

@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Literal
+
+from ._loop_server import LoopServer
 
 __all__ = ["Fault", "FaultProxy"]
 
@@ -45,7 +45,7 @@ class Fault:
 NO_FAULT = Fault()
 
 
-class FaultProxy:
+class FaultProxy(LoopServer):
     """A threaded asyncio TCP proxy on 127.0.0.1 applying a :class:`Fault` per connection.
 
     Args:
@@ -58,90 +58,36 @@ class FaultProxy:
         open_connections: Client connections currently open through the proxy.
     """
 
+    thread_name = "fault-proxy"
+
     def __init__(self, upstream_port: int, plan: Callable[[int], Fault] = lambda index: NO_FAULT,
                  *, seed: int = 0) -> None:
+        super().__init__()
         self.upstream_port = upstream_port
         self.plan = plan
         self.faults: list[Fault] = []
-        self.open_connections = 0
         self._random = random.Random(seed)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._transports: set[asyncio.WriteTransport] = set()
-        self.port = 0
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> FaultProxy:
-        self._thread = threading.Thread(target=self._run, name="fault-proxy", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("fault proxy did not start")
-        return self
-
-    def stop(self) -> None:
-        loop = self._loop
-        if loop is None:
-            return
-        loop.call_soon_threadsafe(loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
-        self._loop = None
-
-    def __enter__(self) -> FaultProxy:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
-
-    def _run(self) -> None:
-        loop = self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        server = loop.run_until_complete(asyncio.start_server(self._accept, "127.0.0.1", 0, backlog=1024))
-        self.port = server.sockets[0].getsockname()[1]
-        self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            server.close()
-            for transport in list(self._transports):
-                transport.abort()
-            pending = asyncio.all_tasks(loop)
-            if pending:
-                loop.run_until_complete(asyncio.wait(pending, timeout=2))
-            for task in asyncio.all_tasks(loop):
-                task.cancel()
-            loop.run_until_complete(asyncio.sleep(0))
-            loop.close()
-
-    async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+    async def handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         fault = self.plan(len(self.faults))
         self.faults.append(fault)
-        self.open_connections += 1
-        self._transports.add(client_writer.transport)
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
         except OSError:
             client_writer.transport.abort()
-            self.open_connections -= 1
             return
-        self._transports.add(upstream_writer.transport)
+        self.track(upstream_writer)
         upload = asyncio.ensure_future(self._pipe(client_reader, upstream_writer))
         try:
             await self._download(upstream_reader, client_writer, fault)
         finally:
             upload.cancel()
             for writer in (client_writer, upstream_writer):
-                self._transports.discard(writer.transport)
+                self.untrack(writer)
                 if fault.kind == "reset":
                     writer.transport.abort()
                 else:
                     writer.close()
-            self.open_connections -= 1
 
     @staticmethod
     async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -8,6 +8,7 @@ against every connector, built-in or third-party.
 from __future__ import annotations
 
 import abc
+import importlib
 import secrets
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,18 +37,32 @@ class WireKit(abc.ABC):
 
     #: Registry id of the connector this kit speaks for.
     provider_id: ClassVar[str]
+    #: ``"module:Class"`` of that connector (or override :meth:`make_connector`).
+    connector_path: ClassVar[str] = ""
+    #: Appended to the fake server's URL to form the connector's base URL (``"/v1"``...).
+    base_path: ClassVar[str] = ""
+    #: Whether the connector is given a key (:data:`TEST_KEY`); keyless servers (Ollama) say no.
+    needs_key: ClassVar[bool] = True
     #: A model id the kit's replies use.
     model: ClassVar[str] = "fake-model"
     #: Path (as the server sees it) of the chat endpoint.
     chat_path: ClassVar[str]
 
-    @abc.abstractmethod
     def make_connector(self, base_url: str, **kwargs: Any) -> BaseConnector:
-        """A connector pointed at ``base_url`` (the fake server), with a test key.
+        """A connector pointed at ``base_url`` (the fake server), with the test key.
 
         Kits default to ``retry=False, circuit_breaker=False``: the suites that use them check
         the wire mapping of each reply, which retries would hide. Pass them to override.
         """
+        if not self.connector_path:
+            raise TypeError(f"{type(self).__name__} must set connector_path or override make_connector")
+        module, _, name = self.connector_path.partition(":")
+        cls: type[BaseConnector] = getattr(importlib.import_module(module), name)
+        if self.needs_key:
+            kwargs.setdefault("api_key", TEST_KEY)
+        kwargs.setdefault("retry", False)
+        kwargs.setdefault("circuit_breaker", False)
+        return cls(base_url=base_url + self.base_path, **kwargs)
 
     @abc.abstractmethod
     def chat_reply(self, text: str, *, tool_calls: Sequence[ToolCall] = (), input_tokens: int = 7,

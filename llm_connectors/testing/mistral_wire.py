@@ -16,9 +16,8 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-from ..base import BaseConnector
 from ..types import ToolCall
-from .kit import TEST_KEY, Finish, WireKit
+from .kit import Finish, WireKit
 from .openai_wire import fake_embedding, sse
 from .server import Reply, Request
 
@@ -210,16 +209,10 @@ class MistralWireKit(WireKit):
     """Mistral's wire format (WIRE.md §3) for the conformance suite."""
 
     provider_id = "mistral"
+    connector_path = "llm_connectors.connectors.mistral:MistralConnector"
+    base_path = "/v1"
     model = "mistral-small-latest"
     chat_path = "/v1/chat/completions"
-
-    def make_connector(self, base_url: str, **kwargs: Any) -> BaseConnector:
-        from ..connectors.mistral import MistralConnector
-
-        kwargs.setdefault("api_key", TEST_KEY)
-        kwargs.setdefault("retry", False)  # kits test wire mapping; resilience has its own suites
-        kwargs.setdefault("circuit_breaker", False)
-        return MistralConnector(base_url=base_url + "/v1", **kwargs)
 
     def chat_reply(self, text: str, *, tool_calls: Sequence[ToolCall] = (), input_tokens: int = 7,
                    output_tokens: int = 3, finish: Finish = "stop") -> Reply:

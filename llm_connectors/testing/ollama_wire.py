@@ -13,7 +13,6 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from ..base import BaseConnector
 from ..types import ToolCall
 from .kit import Finish, WireKit
 from .openai_wire import fake_embedding
@@ -178,15 +177,9 @@ class OllamaWireKit(WireKit):
     """Ollama's native wire format (WIRE.md §4) for the conformance suite."""
 
     provider_id = "ollama"
+    connector_path = "llm_connectors.connectors.ollama:OllamaConnector"
+    needs_key = False  # a local Ollama takes no key (pass api_key= for ollama.com)
     chat_path = "/api/chat"
-
-    def make_connector(self, base_url: str, **kwargs: Any) -> BaseConnector:
-        from ..connectors.ollama import OllamaConnector
-
-        # A local Ollama needs no key; a test may still pass api_key= (the ollama.com setup).
-        kwargs.setdefault("retry", False)  # kits test wire mapping; resilience has its own suites
-        kwargs.setdefault("circuit_breaker", False)
-        return OllamaConnector(base_url=base_url, **kwargs)
 
     def chat_reply(self, text: str, *, tool_calls: Sequence[ToolCall] = (), input_tokens: int = 7,
                    output_tokens: int = 3, finish: Finish = "stop") -> Reply:

@@ -15,9 +15,8 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-from ..base import BaseConnector
 from ..types import ToolCall
-from .kit import TEST_KEY, Finish, WireKit
+from .kit import Finish, WireKit
 from .server import Reply, Request
 
 __all__ = ["OpenAIFake", "OpenAIWireKit", "openai_chat_json", "openai_sse_events", "sse"]
@@ -139,15 +138,9 @@ class OpenAIWireKit(WireKit):
     """OpenAI's wire format (WIRE.md §2) for the conformance suite."""
 
     provider_id = "openai"
+    connector_path = "llm_connectors.connectors.openai:OpenAIConnector"
+    base_path = "/v1"
     chat_path = "/v1/chat/completions"
-
-    def make_connector(self, base_url: str, **kwargs: Any) -> BaseConnector:
-        from ..connectors.openai import OpenAIConnector
-
-        kwargs.setdefault("api_key", TEST_KEY)
-        kwargs.setdefault("retry", False)  # kits test wire mapping; resilience has its own suites
-        kwargs.setdefault("circuit_breaker", False)
-        return OpenAIConnector(base_url=base_url + "/v1", **kwargs)
 
     def _usage(self, input_tokens: int, output_tokens: int) -> dict[str, int]:
         return {"prompt_tokens": input_tokens, "completion_tokens": output_tokens,

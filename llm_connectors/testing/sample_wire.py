@@ -14,9 +14,8 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from ..base import BaseConnector
 from ..types import ToolCall
-from .kit import TEST_KEY, Finish, WireKit
+from .kit import Finish, WireKit
 from .server import Reply, Request
 
 __all__ = ["MegaChatFake", "SampleWireKit", "megachat_answer", "megachat_event", "megachat_failure",
@@ -139,16 +138,9 @@ class SampleWireKit(WireKit):
     """MegaChat's wire format for the conformance suite."""
 
     provider_id = "sample"
+    connector_path = "llm_connectors.connectors.sample:SampleConnector"
     model = "megachat-large"
     chat_path = "/v2/generate"
-
-    def make_connector(self, base_url: str, **kwargs: Any) -> BaseConnector:
-        from ..connectors.sample import SampleConnector
-
-        kwargs.setdefault("api_key", TEST_KEY)
-        kwargs.setdefault("retry", False)  # kits test wire mapping; resilience has its own suites
-        kwargs.setdefault("circuit_breaker", False)
-        return SampleConnector(base_url=base_url, **kwargs)
 
     def chat_reply(self, text: str, *, tool_calls: Sequence[ToolCall] = (), input_tokens: int = 7,
                    output_tokens: int = 3, finish: Finish = "stop") -> Reply:

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from ._loop_server import LoopServer
 
 __all__ = ["FakeServer", "Reply", "Request"]
 
@@ -83,7 +83,7 @@ class Reply:
 Handler = Callable[[Request], Reply]
 
 
-class FakeServer:
+class FakeServer(LoopServer):
     """A threaded-asyncio HTTP server bound to 127.0.0.1 on a free port.
 
     Args:
@@ -95,70 +95,16 @@ class FakeServer:
         open_connections: Connections currently open (to check that clients close them).
     """
 
+    thread_name = "fake-provider"
+
     def __init__(self, handler: Handler) -> None:
+        super().__init__()
         self.handler = handler
         self.requests: list[Request] = []
-        self.open_connections = 0
         self.total_connections = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: asyncio.base_events.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._writers: set[asyncio.StreamWriter] = set()
-        self.port = 0
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> FakeServer:
-        self._thread = threading.Thread(target=self._run, name="fake-provider", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("fake server did not start")
-        return self
-
-    def stop(self) -> None:
-        loop = self._loop
-        if loop is None:
-            return
-        loop.call_soon_threadsafe(loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
-        self._loop = None
-
-    def __enter__(self) -> FakeServer:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
-
-    def _run(self) -> None:
-        loop = self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        self._server = loop.run_until_complete(
-            asyncio.start_server(self._serve, "127.0.0.1", 0, backlog=1024))
-        self.port = self._server.sockets[0].getsockname()[1]
-        self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            self._server.close()
-            for writer in list(self._writers):
-                writer.transport.abort()  # handlers notice and return on their own
-            pending = asyncio.all_tasks(loop)
-            if pending:
-                loop.run_until_complete(asyncio.wait(pending, timeout=2))
-            for task in asyncio.all_tasks(loop):
-                task.cancel()
-            loop.run_until_complete(asyncio.sleep(0))
-            loop.close()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.open_connections += 1
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.total_connections += 1
-        self._writers.add(writer)
         try:
             while True:
                 request = await _read_request(reader)
@@ -174,8 +120,6 @@ class FakeServer:
         except (ConnectionError, asyncio.IncompleteReadError):
             return
         finally:
-            self.open_connections -= 1
-            self._writers.discard(writer)
             writer.transport.abort()
 
     async def _send(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, reply: Reply) -> bool:
