@@ -198,14 +198,14 @@ def register_openai_compatible(
     Returns:
         The generated connector class (also registered).
     """
-    from ._http import check_base_url
+    from ._urls import check_base_url
     from .connectors.openai_compat import OpenAICompatibleConnector
 
     base = OpenAICompatibleConnector.definition
     definition = base.with_changes(
         id=provider_id,
         name=name or provider_id,
-        base_url=check_base_url(base_url),
+        base_url=check_base_url(base_url, sends_credentials=api_key_env is not None),
         auth=AuthSpec(kind="bearer", env_var=api_key_env, required=api_key_env is not None),
         base_url_env=None,
         default_model=default_model,

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from llm_connectors import errors as e
 from llm_connectors._classify import ErrorInfo, classify, parse_error_body
-from llm_connectors._http import Timeouts, check_base_url, parse_retry_after, should_retry_header
+from llm_connectors._http import Timeouts, parse_retry_after, should_retry_header
+from llm_connectors._urls import check_base_url
 
 NOW = 1_800_000_000.0
 
