@@ -63,11 +63,11 @@ lint: $(DEV_STAMP)
 ## test: lint, type-check and the PR test tier, the offline-model tests included (they fail
 ## rather than skip here); pytest exit code 5, "no tests", fails too
 test: lint $(LOCAL_STAMP)
-	LLM_CONNECTORS_REQUIRE_LOCAL=1 $(BIN)/pytest -m "not nightly"
+	LLM_CONNECTORS_REQUIRE_LOCAL=1 LLM_CONNECTORS_REQUIRE_REDIS=1 $(BIN)/pytest -m "not nightly"
 
 ## test-nightly: the long soak and load tier
 test-nightly: $(DEV_STAMP)
-	$(BIN)/pytest -m nightly
+	LLM_CONNECTORS_REQUIRE_REDIS=1 $(BIN)/pytest -m nightly
 
 $(BENCH_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'

@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from .requests import ChatRequest, EmbeddingRequest, HTTPRequest
     from .resilience.cache import CacheConfig
     from .resilience.config import CircuitBreakerConfig, RateLimit, RetryPolicy
+    from .resilience.shared import SharedState
     from .stream import ChatStream, OpenStream, StreamDecoder
     from .types import (
         ChatChunk,
@@ -125,6 +126,7 @@ _LAZY: dict[str, str] = {
     "SSEEvent": "._framing",
     "Secret": "._secrets",
     "ServiceDefinition": ".definition",
+    "SharedState": ".resilience.shared",
     "StreamDecoder": ".stream",
     "StreamInterruptedError": ".errors",
     "TimeoutError": ".errors",
@@ -190,6 +192,7 @@ __all__ = [
     "SSEEvent",
     "Secret",
     "ServiceDefinition",
+    "SharedState",
     "StreamDecoder",
     "StreamInterruptedError",
     "TimeoutError",

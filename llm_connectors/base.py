@@ -89,6 +89,9 @@ class BaseConnector(abc.ABC):
             limits (a 429's Retry-After still pauses the provider for everyone).
         cache: A :class:`~llm_connectors.CacheConfig` (or dict, or ``True``) to cache complete
             non-streaming answers, embeddings and model lists; off by default.
+        shared_state: A Redis URL (``"redis://host:6379/0"``), a ``SharedState`` or a dict of
+            its fields: rate limits, 429 cooldowns, circuit state and the cache are shared by every
+            process using that Redis (the ``redis`` extra; see docs/redis.md). Validated now.
         hooks: :class:`~llm_connectors.Hooks` called around every call.
         log_payloads: Log request and response bodies (scrubbed, truncated) at DEBUG on the
             ``llm_connectors.payloads`` logger. Off by default: prompts are never logged otherwise.
@@ -128,6 +131,7 @@ class BaseConnector(abc.ABC):
         circuit_breaker: Any = None,
         rate_limit: Any = None,
         cache: Any = None,
+        shared_state: Any = None,
         hooks: Hooks | None = None,
         log_payloads: bool = False,
         follow_redirects: bool = False,
@@ -165,11 +169,11 @@ class BaseConnector(abc.ABC):
         self._stats = ProviderStats()
         self._urls: dict[str, str] = {}
         self._resilience = Resilience(self.provider, self.base_url, retry=retry, circuit_breaker=circuit_breaker,
-                                      rate_limit=rate_limit, stats=self._stats)
+                                      rate_limit=rate_limit, stats=self._stats, shared_state=shared_state)
         adapt = self._resilience.rate_limit is not None and self._resilience.rate_limit.adapt_to_headers
         self._observe_headers: Callable[[httpx.Headers], None] | None = (
             (lambda headers: self._resilience.limiter().observe_headers(headers)) if adapt else None)
-        self._cache: ResponseCache | None = shared_cache(cache)
+        self._cache: ResponseCache | None = shared_cache(cache, self._resilience.shared_state)
         if hooks is not None and not isinstance(hooks, Hooks):
             raise ConfigurationError(f"hooks must be llm_connectors.Hooks, got {type(hooks).__name__}")
         self._hooks = hooks if hooks is not None and not hooks.empty else None

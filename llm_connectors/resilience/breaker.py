@@ -20,7 +20,7 @@ import contextlib
 import logging
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -48,6 +48,11 @@ class _Listener(pybreaker.CircuitBreakerListener):
         self.owner.transitions[f"{old}->{new}"] += 1
         log = logger.warning if new == "open" else logger.info
         log("circuit for %s: %s -> %s", self.owner.name, old, new)
+        for hook in list(self.owner.on_change):
+            try:
+                hook(old, new)
+            except Exception:  # a hook (shared state) must never break the call being recorded
+                logger.debug("circuit hook for %s failed", self.owner.name, exc_info=True)
 
 
 class Breaker:
@@ -55,12 +60,15 @@ class Breaker:
 
     Attributes:
         transitions: How many times each state change happened (``"closed->open"``: 1).
+        on_change: Called with ``(old, new)`` after each state change (shared state publishes
+            an opening to the other processes this way).
     """
 
     def __init__(self, name: str, config: CircuitBreakerConfig) -> None:
         self.name = name
         self.config = config
         self.transitions: Counter[str] = Counter()
+        self.on_change: list[Callable[[str, str], None]] = []
         self._breaker = pybreaker.CircuitBreaker(
             fail_max=config.failure_threshold,
             reset_timeout=config.reset_timeout,

@@ -4,6 +4,10 @@ cachetools has no coroutine support (``@cached`` on an ``async def`` caches the 
 object), so it only stores values here; the waiting is ours. Concurrent identical calls share
 one upstream call. Errors are never stored, nor are answers cut short (``length``/``error``
 finish reasons): only complete non-streaming chat answers and embeddings.
+
+With ``shared_state`` the answers live in Redis instead (JSON with a TTL, see
+:mod:`.cache_codec`), so one process's answer serves the others; single-flight stays per event
+loop. While Redis is unavailable the local store takes over.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -23,8 +28,12 @@ from cachetools import TTLCache
 from .._pool import current_loop_token
 from ..errors import ConfigurationError
 from ..types import ChatResponse, EmbeddingResponse
+from . import cache_codec
+from .shared import RedisLink, SharedState, SharedUnavailable, link_for
 
-__all__ = ["CacheConfig", "ResponseCache", "cache_key", "reset_caches", "shared_cache"]
+__all__ = ["CacheConfig", "ResponseCache", "SharedCacheStore", "cache_key", "reset_caches", "shared_cache"]
+
+logger = logging.getLogger("llm_connectors.cache")
 
 R = TypeVar("R")
 _UNCACHEABLE_FINISH = frozenset({"length", "error"})
@@ -82,11 +91,53 @@ class CacheStats:
     shared: int = 0  # calls answered by another caller's in-flight request
 
 
-class ResponseCache:
-    """One process-wide store (per :class:`CacheConfig`), with per-event-loop single-flight."""
+class SharedCacheStore:
+    """Cached answers in Redis: ``{key_prefix}:cache:{digest}`` (and ``:models:``), JSON, with a TTL."""
 
-    def __init__(self, config: CacheConfig, timer: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, link: RedisLink, config: CacheConfig) -> None:
+        self.link = link
         self.config = config
+
+    def _name(self, key: str, models: bool) -> str:
+        return f"{self.link.config.key_prefix}:{'models' if models else 'cache'}:{key}"
+
+    async def get(self, key: str, *, models: bool = False) -> Any:
+        """The stored value, or ``None``. Raises :class:`SharedUnavailable` when Redis is away."""
+        name = self._name(key, models)
+        client = self.link.client
+        blob = await self.link.run(lambda: client.get(name))
+        if blob is None:
+            return None
+        value = cache_codec.decode(blob) if isinstance(blob, bytes) else None
+        if value is None:
+            logger.debug("cache entry %s is not readable by this version; treated as a miss", key[:12])
+        return value
+
+    def put(self, key: str, value: object, *, models: bool = False) -> bool:
+        """Store (fire-and-forget); ``False`` when the value cannot be shared (too big, not JSON)."""
+        blob = cache_codec.encode(value)  # encoded now: the caller may change its copy afterwards
+        if blob is None:
+            return False
+        name = self._name(key, models)
+        ttl_ms = max(1, round((self.config.models_ttl if models else self.config.ttl) * 1000))
+        client = self.link.client
+        self.link.fire(lambda: client.set(name, blob, px=ttl_ms))
+        return True
+
+
+class ResponseCache:
+    """One process-wide store (per :class:`CacheConfig`), with per-event-loop single-flight.
+
+    Args:
+        config: Size and TTLs.
+        timer: Clock of the local store (tests).
+        shared: Keep answers in Redis (falls back to the local store while Redis is away).
+    """
+
+    def __init__(self, config: CacheConfig, timer: Callable[[], float] = time.monotonic,
+                 shared: SharedCacheStore | None = None) -> None:
+        self.config = config
+        self.shared = shared
         self._answers: TTLCache[str, Any] = TTLCache(config.maxsize, config.ttl, timer=timer)
         self._models: TTLCache[str, Any] = TTLCache(256, config.models_ttl, timer=timer)
         self._lock = threading.Lock()  # cachetools is not thread-safe (the sync API has threads)
@@ -101,14 +152,30 @@ class ResponseCache:
         with self._lock:
             store[key] = value
 
+    async def _lookup(self, store: TTLCache[str, Any], key: str, models: bool) -> Any:
+        shared = self.shared
+        if shared is not None and shared.link.available():
+            try:
+                return await shared.get(key, models=models)  # a fresh object: no copy needed
+            except SharedUnavailable:
+                pass  # degraded: the local store serves until Redis returns
+        hit = self._get(store, key)
+        return copy.copy(hit) if hit is not None else None
+
+    def _store(self, store: TTLCache[str, Any], key: str, value: Any, models: bool) -> None:
+        shared = self.shared
+        if shared is not None and shared.link.healthy and shared.put(key, value, models=models):
+            return
+        self._put(store, key, value)
+
     async def get_or_call(self, key: str, call: Callable[[], Awaitable[R]], *, models: bool = False) -> R:
         """The cached answer for ``key``, or the result of ``call()`` shared with concurrent callers."""
         store = self._models if models else self._answers
         for _ in range(100):  # bounded: each turn either answers or follows a live leader
-            hit = self._get(store, key)
+            hit = await self._lookup(store, key, models)
             if hit is not None:
                 self.stats.hits += 1
-                return copy.copy(hit)  # type: ignore[no-any-return]
+                return hit  # type: ignore[no-any-return]
             flight_key = (id(current_loop_token()), key)
             flight = self._flights.get(flight_key)
             if flight is not None:
@@ -134,7 +201,7 @@ class ResponseCache:
                 flight.done.set()
             flight.result = result
             if cacheable(result):
-                self._put(store, key, result)
+                self._store(store, key, result, models)
             return result
         raise RuntimeError("cache single-flight did not settle")  # pragma: no cover
 
@@ -150,12 +217,15 @@ class ResponseCache:
                 "entries": size}
 
 
-_caches: dict[CacheConfig, ResponseCache] = {}
+_caches: dict[tuple[CacheConfig, SharedState | None], ResponseCache] = {}
 _caches_lock = threading.Lock()
 
 
-def shared_cache(value: Any) -> ResponseCache | None:
-    """The process-wide cache for a ``cache=`` setting (a config, a dict, ``True``), or ``None``."""
+def shared_cache(value: Any, shared_state: SharedState | None = None) -> ResponseCache | None:
+    """The process-wide cache for a ``cache=`` setting (a config, a dict, ``True``), or ``None``.
+
+    With ``shared_state`` its answers are kept in that Redis.
+    """
     if value is None or value is False:
         return None
     if value is True:
@@ -170,10 +240,12 @@ def shared_cache(value: Any) -> ResponseCache | None:
     else:
         raise ConfigurationError(f"cache must be a CacheConfig, a dict of its fields, True or False; "
                                  f"got {type(value).__name__}")
+    link = link_for(shared_state) if shared_state is not None else None
     with _caches_lock:
-        cache = _caches.get(config)
-        if cache is None:
-            cache = _caches[config] = ResponseCache(config)
+        cache = _caches.get((config, shared_state))
+        if cache is None or (cache.shared is not None and cache.shared.link is not link):
+            store = SharedCacheStore(link, config) if link is not None else None
+            cache = _caches[(config, shared_state)] = ResponseCache(config, shared=store)
         return cache
 
 

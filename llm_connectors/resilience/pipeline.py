@@ -10,18 +10,18 @@ the limiter's reservation is reconciled when the stream ends.
 
 Breakers, retry budgets and 429 cooldowns are shared per (provider, base URL) by every
 connector in the process; rate limiters per event loop, since anyio primitives are loop-bound.
+With ``shared_state`` (a Redis URL) rate limits, 429 cooldowns, the open state of circuits and
+their half-open probe are shared by every process using that Redis (see ``shared.py``); each
+process still counts its own breaker failures and keeps ``max_concurrency`` to itself.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
-
-import anyio
 
 from .._pool import current_loop_token
 from ..errors import LLMConnectorError, RateLimitError
@@ -32,6 +32,9 @@ from .breaker import Breaker
 from .config import CircuitBreakerConfig, RateLimit, RetryPolicy, coerce
 from .ratelimit import Cooldown, Permit, RateLimiter
 from .retry import RetryBudget, call_with_retries
+from .shared import SharedState, coerce_shared_state, link_for, reset_links, scope_for
+from .shared_breaker import SharedBreaker
+from .shared_limiter import SharedRateLimiter
 
 if TYPE_CHECKING:
     from .._stats import ProviderStats
@@ -45,18 +48,24 @@ _breakers: dict[tuple[Any, ...], Breaker] = {}
 _budgets: dict[tuple[str, str], RetryBudget] = {}
 _cooldowns: dict[tuple[Any, ...], tuple[object, Cooldown]] = {}
 _limiters: dict[tuple[Any, ...], tuple[object, RateLimiter]] = {}
+_shared_breakers: dict[tuple[Any, ...], SharedBreaker] = {}
 
 
 def reset_shared_state() -> None:
-    """Forget every breaker, budget, cooldown and limiter (tests; after reconfiguring)."""
+    """Forget every breaker, budget, cooldown and limiter, and close Redis links (tests; after reconfiguring).
+
+    State kept in Redis stays there: this only resets what the process holds.
+    """
     with _lock:
         _breakers.clear()
         _budgets.clear()
         _cooldowns.clear()
         _limiters.clear()
+        _shared_breakers.clear()
     from .cache import reset_caches
 
     reset_caches()
+    reset_links()
 
 
 def _loop_scoped(table: dict[tuple[Any, ...], tuple[object, Any]], key: tuple[Any, ...],
@@ -80,10 +89,12 @@ class Resilience:
         circuit_breaker: :class:`CircuitBreakerConfig`, a dict, ``True``/``None`` (defaults) or ``False``.
         rate_limit: :class:`RateLimit` or a dict; ``None``/``False``: none (429 cooldowns still apply).
         stats: The connector's counters (retries, limiter waits).
+        shared_state: A Redis URL, a :class:`~.shared.SharedState` or a dict of its fields: share
+            rate limits, cooldowns and circuit state with every process using that Redis.
     """
 
     def __init__(self, provider: str, base_url: str, *, retry: Any = None, circuit_breaker: Any = None,
-                 rate_limit: Any = None, stats: ProviderStats | None = None) -> None:
+                 rate_limit: Any = None, stats: ProviderStats | None = None, shared_state: Any = None) -> None:
         self.provider = provider
         self.base_url = base_url
         self.retry_policy = RetryPolicy() if retry is None else coerce(RetryPolicy, retry, what="retry")
@@ -92,6 +103,7 @@ class Resilience:
         self.rate_limit = coerce(RateLimit, rate_limit, what="rate_limit")
         self._stats = stats
         self._key = (provider, base_url)
+        self.shared_state: SharedState | None = coerce_shared_state(shared_state)
 
     # -- shared state --------------------------------------------------------------------------
 
@@ -117,8 +129,31 @@ class Resilience:
                 budget = _budgets.setdefault(self._key, RetryBudget())
         return budget
 
+    @property
+    def shared_breaker(self) -> SharedBreaker | None:
+        """The fleet-wide side of the breaker (``None`` without ``shared_state`` or a breaker)."""
+        shared, local = self.shared_state, self.breaker
+        if shared is None or local is None:
+            return None
+        key = (*self._key, self.breaker_config, shared)
+        scope = scope_for(shared, *self._key)
+        found = _shared_breakers.get(key)
+        if found is None or found.scope is not scope:  # a new link (after a fork or a reset)
+            with _lock:
+                found = _shared_breakers.get(key)
+                if found is None or found.scope is not scope:
+                    if found is not None:
+                        found.detach()
+                    found = _shared_breakers[key] = SharedBreaker(local, scope)
+        return found
+
     def limiter(self) -> RateLimiter:
         cooldown: Cooldown = _loop_scoped(_cooldowns, self._key, Cooldown)
+        shared = self.shared_state
+        if shared is not None:
+            return _loop_scoped(  # type: ignore[no-any-return]
+                _limiters, (*self._key, self.rate_limit, shared),
+                lambda: SharedRateLimiter(self.provider, self.rate_limit, cooldown, scope_for(shared, *self._key)))
         return _loop_scoped(_limiters, (*self._key, self.rate_limit),  # type: ignore[no-any-return]
                             lambda: RateLimiter(self.provider, self.rate_limit, cooldown))
 
@@ -129,19 +164,18 @@ class Resilience:
         tokens = self._reservation(request)
 
         async def once() -> R:
-            limiter, breaker = self.limiter(), self.breaker
-            if breaker is not None:
-                breaker.check()
-            permit = await self._admit(limiter, tokens, request.deadline)
+            limiter, breaker, shared = self.limiter(), self.breaker, self.shared_breaker
+            permit, probe, lease = await self._enter(limiter, breaker, shared, tokens, request.deadline)
             try:
-                with _guarded(breaker):
-                    result = await attempt(request)
+                result = await attempt(request)
             except BaseException as exc:
+                _end(breaker, shared, probe, lease, exc)
                 permit.refund()
                 self._after_error(limiter, exc)
                 raise
             finally:
                 permit.release()
+            _end(breaker, shared, probe, lease, None)
             permit.reconcile(_total_tokens(getattr(result, "usage", None)))
             return result
 
@@ -153,25 +187,48 @@ class Resilience:
         tokens = self._reservation(request)
 
         async def once() -> OpenStream:
-            limiter, breaker = self.limiter(), self.breaker
-            if breaker is not None:
-                breaker.check()
-            permit = await self._admit(limiter, tokens, request.deadline)
-            probe = breaker.begin() if breaker is not None else False
+            limiter, breaker, shared = self.limiter(), self.breaker, self.shared_breaker
+            permit, probe, lease = await self._enter(limiter, breaker, shared, tokens, request.deadline)
             try:
                 stream = await attempt(request)
             except BaseException as exc:
-                if breaker is not None:
-                    breaker.end(probe, exc)
+                _end(breaker, shared, probe, lease, exc)
                 permit.refund()
                 permit.release()
                 self._after_error(limiter, exc)
                 raise
             stream.on_finish.append(
-                lambda response, error: self._stream_finished(permit, breaker, probe, response, error))
+                lambda response, error: self._stream_finished(permit, breaker, shared, probe, lease, response, error))
             return stream
 
         return await self._with_retries(once, request.deadline)
+
+    async def _enter(self, limiter: RateLimiter, breaker: Breaker | None, shared: SharedBreaker | None,
+                     tokens: int, deadline: float | None) -> tuple[Permit, bool, str | None]:
+        """Admit one attempt: circuit here, circuit in the fleet, rate limit, then the probe gate.
+
+        Returns the permit, whether this is this process's half-open probe, and the fleet's probe
+        lease (``None`` unless this call is the fleet's probe). Whatever fails gives back what
+        was taken before it.
+        """
+        if breaker is not None:
+            breaker.check()
+        lease = await shared.admit(deadline) if shared is not None else None
+        try:
+            permit = await self._admit(limiter, tokens, deadline)
+        except BaseException:
+            if shared is not None:
+                shared.finish(lease, None, finished=False)
+            raise
+        try:
+            probe = breaker.begin() if breaker is not None else False
+        except BaseException:
+            permit.refund()
+            permit.release()
+            if shared is not None:
+                shared.finish(lease, None, finished=False)
+            raise
+        return permit, probe, lease
 
     async def _with_retries(self, once: Callable[[], Awaitable[R]], deadline: float | None) -> R:
         policy = self.retry_policy
@@ -188,25 +245,26 @@ class Resilience:
         return permit
 
     def _after_error(self, limiter: RateLimiter, error: BaseException) -> None:
-        # A provider 429 with Retry-After pauses this provider for every caller in the process.
+        # A provider 429 with Retry-After pauses this provider for every caller in the process
+        # (and, with shared state, in every process).
         if isinstance(error, RateLimitError) and error.status_code == 429 and error.retry_after:
-            limiter.cooldown.block(error.retry_after, anyio.current_time())
+            limiter.note_retry_after(error.retry_after)
 
-    def _stream_finished(self, permit: Permit, breaker: Breaker | None, probe: bool,
-                         response: ChatResponse | None, error: BaseException | None) -> None:
+    def _stream_finished(self, permit: Permit, breaker: Breaker | None, shared: SharedBreaker | None, probe: bool,
+                         lease: str | None, response: ChatResponse | None, error: BaseException | None) -> None:
         permit.release()
         if response is not None:
             permit.reconcile(_total_tokens(response.usage))
         if breaker is None:
             return
         if response is not None:
-            breaker.end(probe, None)
+            _end(breaker, shared, probe, lease, None)
         elif isinstance(error, LLMConnectorError):
             # A stream broken mid-way is recorded by what broke it, not by the wrapper.
             cause = error.__cause__ if isinstance(error.__cause__, LLMConnectorError) else error
-            breaker.end(probe, cause)
+            _end(breaker, shared, probe, lease, cause)
         else:  # abandoned by the caller, or cancelled: neutral
-            breaker.end(probe, error, finished=False)
+            _end(breaker, shared, probe, lease, error, finished=False)
 
     def _count_retry(self, error: LLMConnectorError, wait: float) -> None:
         if self._stats is not None:
@@ -229,19 +287,27 @@ class Resilience:
         """Breaker state and budget, for ``stats()``."""
         breaker = self.breaker
         budget = self.budget
-        return {
+        snapshot: dict[str, Any] = {
             "breaker": breaker.snapshot() if breaker is not None else None,
             "retry_budget": budget.tokens if budget is not None else None,
         }
+        if self.shared_state is not None:
+            snapshot["shared_state"] = link_for(self.shared_state).snapshot()
+            shared = self.shared_breaker
+            if shared is not None and snapshot["breaker"] is not None:
+                snapshot["breaker"].update(shared.snapshot())
+        return snapshot
 
 
-@contextlib.contextmanager
-def _guarded(breaker: Breaker | None) -> Iterator[None]:
-    if breaker is None:
-        yield
-    else:
-        with breaker.guard():
-            yield
+def _end(breaker: Breaker | None, shared: SharedBreaker | None, probe: bool, lease: str | None,
+         outcome: BaseException | None, *, finished: bool = True) -> None:
+    """Record an admitted attempt's outcome on the local breaker, then on the fleet's probe."""
+    try:
+        if breaker is not None:
+            breaker.end(probe, outcome, finished=finished)
+    finally:
+        if shared is not None:
+            shared.finish(lease, outcome, finished=finished)
 
 
 def _total_tokens(usage: Usage | None) -> int | None:

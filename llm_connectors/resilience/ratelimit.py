@@ -62,6 +62,10 @@ class RollingWindow:
                 return admitted_at + self.period - now
         return math.inf  # pragma: no cover - unreachable while amount <= limit
 
+    def trim(self, now: float) -> None:
+        """Forget what has left the window (for logs that are added to without being waited on)."""
+        self._expire(now)
+
     def add(self, amount: int, now: float) -> list[float]:
         entry = [now, float(amount), 1.0]
         self._entries.append(entry)
@@ -185,26 +189,34 @@ class RateLimiter:
         finally:
             self._fifo.release()
         permit = Permit(self, token_entry, 0.0)
+        await self._take_slot(permit, deadline)
+        permit.waited = self.clock() - started
+        return permit
+
+    async def _take_slot(self, permit: Permit, deadline: float | None) -> None:
+        """Wait for a concurrency slot (always per process), refunding the permit if it never comes."""
         if self.concurrency is not None:
             with anyio.move_on_after(_remaining(deadline, self.clock())) as scope:
                 await self.concurrency.acquire_on_behalf_of(permit)
             if scope.cancelled_caught:
                 permit.refund()
                 raise self._too_long(_remaining(deadline, self.clock()), deadline, what="a free slot")
-        permit.waited = self.clock() - started
-        return permit
 
     def _too_long(self, wait: float, deadline: float | None, what: str = "the rate limit") -> RateLimitError:
         return RateLimitError(
             f"waiting for {what} of {self.name} would pass the call's deadline", provider=self.name,
             retry_after=wait if math.isfinite(wait) else None, retryable=False, code="local_rate_limit")
 
+    def note_retry_after(self, seconds: float) -> None:
+        """Pause this provider for every caller: a 429's Retry-After, or exhausted limit headers."""
+        with self._headers_lock:
+            self.cooldown.block(seconds, self.clock())
+
     def observe_headers(self, headers: Mapping[str, str]) -> None:
         """Block until the reset when the provider says a limit is used up (``adapt_to_headers``)."""
         seconds = exhausted_for(headers)
         if seconds:
-            with self._headers_lock:
-                self.cooldown.block(seconds, self.clock())
+            self.note_retry_after(seconds)
 
 
 def _remaining(deadline: float | None, now: float) -> float:
