@@ -59,6 +59,7 @@ class Window:
 
             self.profiler = cProfile.Profile()
         self.cpu0 = _server_cpu(self.pid)
+        self.own0 = time.process_time()
         self.t0 = time.perf_counter()
         if self.profiler is not None:
             self.profiler.enable()
@@ -68,6 +69,7 @@ class Window:
         if self.profiler is not None:
             self.profiler.disable()
         self.seconds = time.perf_counter() - self.t0
+        self.own_cpu = time.process_time() - self.own0  # this process's CPU: steadier than wall time on a busy machine
         if self.profiler is not None and self.profile_to:
             self.profiler.dump_stats(self.profile_to)
         cpu1 = _server_cpu(self.pid)
@@ -152,6 +154,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         await contender.close()
     out["server_share"] = window.server_share
+    out["cpu_per_op"] = window.own_cpu / max(1, out["count"] * (args.stream_len if scenario == "stream" else 1))
     return out
 
 

@@ -79,15 +79,25 @@ class SSEDecoder:
 
     def feed(self, data: bytes) -> list[SSEEvent]:
         events: list[SSEEvent] = []
-        for raw in self._lines.feed(data):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise ProtocolError("stream is not valid UTF-8") from None
-            if not self._started:
-                self._started = True
-                if line.startswith(_BOM):
-                    line = line[1:]
+        lines = self._lines.feed(data)
+        if not lines:
+            return events
+        try:  # one decode for every complete line (a line end is never inside a UTF-8 sequence)
+            text = lines[0].decode("utf-8") if len(lines) == 1 else b"\n".join(lines).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ProtocolError("stream is not valid UTF-8") from None
+        if not self._started:
+            self._started = True
+            if text.startswith(_BOM):
+                text = text[1:]
+        for line in text.split("\n"):
+            if line.startswith("data: "):  # nearly every line: skip the general field parsing below
+                value = line[6:]
+                self._data_size += len(value) + 1
+                if self._data_size > MAX_EVENT_BYTES:
+                    raise ProtocolError(f"stream event larger than {MAX_EVENT_BYTES} bytes")
+                self._data.append(value)
+                continue
             if not line:
                 if self._data:
                     events.append(SSEEvent(self._event or "message", "\n".join(self._data), self._id))

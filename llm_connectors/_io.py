@@ -6,9 +6,10 @@ HTTP attempt (or per network read, for streams), so it is written for the hot pa
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -18,8 +19,10 @@ from . import _json
 from ._calls import CURRENT_CALL
 from ._classify import classify, first_header, transport_error
 from ._decode import ACCEPT_ENCODING, BoundedDecoder
+from ._engine import Engine, EngineResponse, target_url
 from ._framing import NDJSONDecoder, SSEDecoder
 from ._http import MAX_BODY_BYTES, MAX_ERROR_BODY_BYTES
+from ._pool import current_loop_token
 from ._secrets import Secret, scrub
 from ._telemetry import telemetry
 from .errors import BuiltinTimeoutError, ConfigurationError, LLMConnectorError, ProtocolError
@@ -42,9 +45,9 @@ _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-
                                  "cookie"})
 
 
-async def send(conn: BaseConnector, request: HTTPRequest, *, stream: bool = False) -> httpx.Response:
+async def send(conn: BaseConnector, request: HTTPRequest, *, stream: bool = False) -> EngineResponse:
     """Send one attempt; return the open response if it succeeded, else raise the typed error."""
-    client = conn._http()
+    engine = conn._http()
     call = CURRENT_CALL.get()
     span = None
     if call is not None:
@@ -70,10 +73,10 @@ async def send(conn: BaseConnector, request: HTTPRequest, *, stream: bool = Fals
         if conn._log_payloads:
             _log_payload(conn, "request", request.path, content)
     try:
-        response = await _send_following_redirects(conn, client, request, conn._url(request.path), content, headers)
+        response = await _send_following_redirects(conn, engine, request, conn._url(request.path), content, headers)
         if conn._observe_headers is not None:
             conn._observe_headers(response.headers)
-        if response.status_code < 300:
+        if response.status < 300:
             return response
         try:
             body = await read_bounded(response, MAX_ERROR_BODY_BYTES, conn.provider)
@@ -94,8 +97,8 @@ async def send(conn: BaseConnector, request: HTTPRequest, *, stream: bool = Fals
             span.end()
 
 
-async def _send_following_redirects(conn: BaseConnector, client: httpx.AsyncClient, request: HTTPRequest,
-                                    url: str, content: bytes | None, headers: dict[str, str]) -> httpx.Response:
+async def _send_following_redirects(conn: BaseConnector, engine: Engine, request: HTTPRequest, url: str,
+                                    content: bytes | None, headers: dict[str, str]) -> EngineResponse:
     """Send, and follow redirects only if the connector allows it, never leaking credentials.
 
     httpx strips only ``Authorization`` on a cross-origin hop and would forward ``x-api-key``
@@ -104,31 +107,29 @@ async def _send_following_redirects(conn: BaseConnector, client: httpx.AsyncClie
     as the target's origin differs from the configured base URL's.
     """
     method, params = request.method, request.params
-    target = httpx.URL(url)
     for hop in range(MAX_REDIRECTS + 1):
-        http_request = client.build_request(method, target, content=content, params=params, headers=headers,
-                                            timeout=conn._httpx_timeout)
-        response = await client.send(http_request, stream=True)
-        if not 300 <= response.status_code < 400 or not conn._follow_redirects:
+        response = await engine.send(method, url, params, headers, content, conn.timeouts)
+        status = response.status
+        if not 300 <= status < 400 or not conn._follow_redirects:
             return response
-        location = response.headers.get("location")
-        status = response.status_code
+        location = response.header("location")
         await response.aclose()
         if not location:
             raise ConfigurationError(f"the server answered {status} without a location", provider=conn.provider)
         if hop == MAX_REDIRECTS:
             raise ConfigurationError(f"more than {MAX_REDIRECTS} redirects", provider=conn.provider)
-        following = http_request.url.join(location)
+        current = target_url(url, params)
+        following = current.join(location)
         if status not in (307, 308) and method != "GET":
             raise ConfigurationError(f"the server redirected a {method} with {status} to {following.host}; only "
                                      "307/308 keep the request intact. Set base_url to the final address.",
                                      provider=conn.provider)
-        if http_request.url.scheme == "https" and following.scheme != "https":
+        if current.scheme == "https" and following.scheme != "https":
             raise ConfigurationError(f"refusing a redirect from https to plain http ({following.host})",
                                      provider=conn.provider)
         if _origin(following) != conn._origin:
             headers = {k: v for k, v in headers.items() if k.lower() not in conn._credential_header_names}
-        target, params = following, None
+        url, params = str(following), None
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -141,54 +142,43 @@ def credential_header_names(conn: BaseConnector) -> frozenset[str]:
     return _CREDENTIAL_HEADERS | {auth.header.lower()}
 
 
-async def _raw_pieces(response: httpx.Response) -> AsyncIterator[bytes]:
-    """The body as it came off the wire. A body already read into memory (by a mock transport,
-    or the caller's own client) was decoded by httpx already, so it is returned as is."""
-    if response.is_stream_consumed:
-        yield response.content
-        return
-    async for piece in response.aiter_raw():
-        yield piece
-
-
-async def _read_plain(response: httpx.Response, limit: int, provider: str | None) -> bytes:
+async def _read_plain(response: EngineResponse, limit: int, provider: str | None) -> bytes:
     """The common case: an uncompressed body, read with only a size check."""
-    declared = response.headers.get("content-length")
+    declared = response.header("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise ProtocolError(f"response body of {declared} bytes is over the {limit}-byte limit", provider=provider)
-    if response.is_stream_consumed:
-        body = response.content
-    else:
+    body = response.in_memory()
+    if body is None:
         pieces: list[bytes] = []
         size = 0
-        async for piece in response.aiter_raw():
+        while piece := await response.read():
             size += len(piece)
             if size > limit:
                 raise ProtocolError(f"response body is over the {limit}-byte limit", provider=provider)
             pieces.append(piece)
+            if response.at_end():
+                break
         body = b"".join(pieces)
     if len(body) > limit:
         raise ProtocolError(f"response body is over the {limit}-byte limit", provider=provider)
     return body
 
 
-def _encoding(response: httpx.Response) -> str | None:
-    return None if response.is_stream_consumed else response.headers.get("content-encoding")
+def _encoding(response: EngineResponse) -> str | None:
+    """The body's content-encoding, unless a client already decoded the body into memory."""
+    encoding = response.header("content-encoding")
+    return encoding if encoding and encoding != "identity" and response.in_memory() is None else None
 
 
-async def read_bounded(response: httpx.Response, limit: int, provider: str | None = None) -> bytes:
+async def read_bounded(response: EngineResponse, limit: int, provider: str | None = None) -> bytes:
     """Read and decode a body, refusing to hold more than ``limit`` decoded bytes."""
     encoding = _encoding(response)
-    if not encoding or encoding == "identity":
+    if encoding is None:
         return await _read_plain(response, limit, provider)
     decoder = BoundedDecoder(encoding, limit, provider)
     chunks: list[bytes] = []
-    pieces = _raw_pieces(response)
-    try:
-        async for piece in pieces:
-            chunks.append(decoder.feed(piece))
-    finally:
-        await pieces.aclose()  # type: ignore[attr-defined]
+    while piece := await response.read():
+        chunks.append(decoder.feed(piece))
     chunks.append(decoder.flush())
     return b"".join(chunks)
 
@@ -209,29 +199,28 @@ async def read_json(conn: BaseConnector, request: HTTPRequest, deadline: float |
     return _json.loads(body, provider=conn.provider, what=what)
 
 
-async def stream_chunks(conn: BaseConnector, response: httpx.Response, decoder: StreamDecoder,
+async def stream_chunks(conn: BaseConnector, response: EngineResponse, decoder: StreamDecoder,
                         deadline: float | None) -> AsyncGenerator[ChatChunk, None]:
     """Frame and decode a streamed body read by read, under the idle, first-token and overall timers."""
     framer: SSEDecoder | NDJSONDecoder = (
         SSEDecoder() if conn.stream_format == "sse" else NDJSONDecoder(provider=conn.provider))
     feed = decoder.feed
     frame = framer.feed
+    in_memory = response.in_memory()
     encoding = _encoding(response)
-    inflate = None if not encoding or encoding == "identity" else \
-        BoundedDecoder(encoding, MAX_COMPRESSED_STREAM_BYTES, conn.provider).feed
+    inflate = None if encoding is None else BoundedDecoder(encoding, MAX_COMPRESSED_STREAM_BYTES, conn.provider).feed
+    now = _clock()
     first_token = conn.timeouts.first_token
     read_deadline = deadline
     if first_token is not None:
-        ttft_deadline = anyio.current_time() + first_token
+        ttft_deadline = now() + first_token
         read_deadline = ttft_deadline if deadline is None else min(deadline, ttft_deadline)
-    # Our pooled clients enforce the read (idle) timeout on every read themselves, so a read only
+    # Our pooled engines enforce the read (idle) timeout on every read themselves, so a read only
     # needs a cancel scope of its own when the call's deadline is nearer than that; otherwise a
     # clock check after each read enforces the deadline at a fraction of a scope's cost.
-    trusted_reads = conn._transport is None and conn._owns_client
+    trusted_reads = conn._http().enforces_timeouts
     idle = conn.timeouts.read
-    now = anyio.current_time
-    reads: AsyncIterator[bytes] = _raw_pieces(response)
-    reader = reads.__anext__
+    reader = response.read if in_memory is None else _once(in_memory)
     try:
         while True:
             try:
@@ -246,10 +235,10 @@ async def stream_chunks(conn: BaseConnector, response: httpx.Response, decoder: 
                             data = await reader()
                     if now() >= read_deadline:
                         raise BuiltinTimeoutError
-            except StopAsyncIteration:
-                break
             except (httpx.HTTPError, BuiltinTimeoutError) as exc:
                 raise transport_error(exc, conn.provider, "streaming") from exc
+            if not data:
+                break
             if inflate is not None:
                 data = inflate(data)
             for event in frame(data):
@@ -266,21 +255,42 @@ async def stream_chunks(conn: BaseConnector, response: httpx.Response, decoder: 
             yield chunk
     finally:
         with anyio.CancelScope(shield=True):
-            await reads.aclose()  # type: ignore[attr-defined]
             await response.aclose()
 
 
-def error_from_response(conn: BaseConnector, response: httpx.Response, body: bytes) -> LLMConnectorError:
-    status = response.status_code
-    request_id = first_header(response.headers, conn.request_id_headers)
+def _clock() -> Callable[[], float]:
+    """``anyio.current_time`` without its backend lookup on every call (two calls per read of a
+    stream, a tenth of a stream's CPU): the running loop's own clock, which is what anyio reads."""
+    token = current_loop_token()
+    if isinstance(token, asyncio.AbstractEventLoop):
+        return token.time
+    import trio
+
+    return trio.current_time
+
+
+def _once(body: bytes) -> Callable[[], Awaitable[bytes]]:
+    """A reader handing over a body already in memory, then its end."""
+    pieces = [b"", body] if body else [b""]
+
+    async def read() -> bytes:
+        return pieces.pop() if pieces else b""
+
+    return read
+
+
+def error_from_response(conn: BaseConnector, response: EngineResponse, body: bytes) -> LLMConnectorError:
+    status = response.status
+    headers = response.headers
+    request_id = first_header(headers, conn.request_id_headers)
     if status < 400:
-        location = httpx.URL(response.headers.get("location", "")).host or "another address"
+        location = httpx.URL(headers.get("location", "")).host or "another address"
         return ConfigurationError(
             f"the server answered {status} (a redirect to {location}); redirects are not followed. "
             "Set base_url to the final address, or pass follow_redirects=True.", provider=conn.provider,
             status_code=status, request_id=request_id)
     info = conn.parse_error(status, body)
-    err = classify(status, info, response.headers, provider=conn.provider, request_id=request_id,
+    err = classify(status, info, headers, provider=conn.provider, request_id=request_id,
                    codes=conn.error_codes)
     return scrubbed(conn, err)
 

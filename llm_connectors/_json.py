@@ -35,6 +35,10 @@ def loads(text: str | bytes, *, provider: str | None = None, what: str = "respon
 decode_json = loads
 
 
+# json.dumps with any option builds a new JSONEncoder per call; one encoder, made once, does the same.
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
 def dumps(value: Any) -> bytes:
     """Compact UTF-8 JSON for request bodies."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    return _encode(value).encode()

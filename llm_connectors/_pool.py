@@ -1,26 +1,26 @@
-"""Process-wide HTTP clients, one per (event loop, provider, base URL).
+"""Process-wide HTTP engines, one per (event loop, provider, base URL, engine kind).
 
-Connectors to the same endpoint share one ``httpx.AsyncClient`` (and so one connection pool),
-however many chains, registries or ``get_connector`` calls create them. A client is bound to
-the event loop it was made on, so the loop is part of the key. Reference counts close a client
-when its last connector closes.
+Connectors to the same endpoint share one engine (and so one connection pool), however many
+chains, registries or ``get_connector`` calls create them. An engine is bound to the event loop
+it was made on, so the loop is part of the key. Reference counts close an engine when its last
+connector closes.
 """
 
 from __future__ import annotations
 
 import threading
+from asyncio import _get_running_loop as _running_loop
 from typing import Any
 
-import httpx
-
-from ._http import PoolLimits, Timeouts, make_client
-from ._transport import make_transport, resolve
+from ._engine import Engine
+from ._http import PoolLimits, Timeouts
+from ._transport import make_engine, resolve
 
 
 class _Entry:
     __slots__ = ("client", "loop", "users")
 
-    def __init__(self, client: httpx.AsyncClient, users: int, loop: object) -> None:
+    def __init__(self, client: Engine, users: int, loop: object) -> None:
         self.client = client
         self.users = users
         self.loop = loop  # held so an id() can never be reused by a new loop while the entry lives
@@ -31,9 +31,18 @@ _lock = threading.Lock()
 
 
 def current_loop_token() -> object:
-    """An object identifying the running event loop (asyncio loop or trio run)."""
+    """An object identifying the running event loop (asyncio loop or trio run).
+
+    Called a few times per call (the limiter and cooldown tables are per loop), so plain asyncio
+    is recognised first, without sniffio's full detection: no library has announced itself to
+    sniffio (trio, and trio-asyncio's trio mode, do) and an asyncio loop is running.
+    """
     import sniffio
 
+    if sniffio.thread_local.name is None and sniffio.current_async_library_cvar.get() is None:
+        loop = _running_loop()
+        if loop is not None:
+            return loop
     library = sniffio.current_async_library()
     if library == "trio":
         import trio
@@ -45,8 +54,8 @@ def current_loop_token() -> object:
 
 
 def acquire(provider: str, base_url: str, timeouts: Timeouts, limits: PoolLimits,
-            transport: str = "auto") -> tuple[httpx.AsyncClient, tuple[Any, ...]]:
-    """The shared client for this endpoint, engine and loop; the caller must :func:`release` the key.
+            transport: str = "auto") -> tuple[Engine, tuple[Any, ...]]:
+    """The shared engine for this endpoint, engine kind and loop; the caller must :func:`release` the key.
 
     The first connector's pool limits size the shared pool; timeouts are set per request.
     """
@@ -56,14 +65,13 @@ def acquire(provider: str, base_url: str, timeouts: Timeouts, limits: PoolLimits
     with _lock:
         entry = _clients.get(key)
         if entry is None or entry.client.is_closed or entry.loop is not loop:
-            engine = make_transport(kind, limits.httpx_limits())
-            entry = _clients[key] = _Entry(make_client(timeouts, limits, engine), 0, loop)
+            entry = _clients[key] = _Entry(make_engine(kind, timeouts, limits), 0, loop)
         entry.users += 1
         return entry.client, key
 
 
 async def release(key: tuple[Any, ...]) -> None:
-    """Drop one user of a shared client; close it when nobody uses it any more."""
+    """Drop one user of a shared engine; close it when nobody uses it any more."""
     with _lock:
         entry = _clients.get(key)
         if entry is None:
@@ -76,6 +84,6 @@ async def release(key: tuple[Any, ...]) -> None:
 
 
 def open_clients() -> int:
-    """How many shared clients are open (for tests and diagnostics)."""
+    """How many shared engines are open (for tests and diagnostics)."""
     with _lock:
         return sum(1 for entry in _clients.values() if not entry.client.is_closed)

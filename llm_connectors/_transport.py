@@ -1,26 +1,29 @@
-"""Which HTTP engine a connector's client runs on: httpx's own pool, or aiohttp underneath httpx.
+"""Which HTTP engine a connector's requests run on: httpx's, or aiohttp's.
 
-The rest of the SDK always speaks httpx's API (requests, responses, exceptions). Under asyncio,
-when the optional ``fast`` extra (``aiohttp``) is installed, :class:`AiohttpTransport` replaces
-httpx's connection pool — the part of httpx that limits throughput under concurrency — with
-aiohttp's, behind the ordinary ``httpx.AsyncBaseTransport`` seam. Under trio only httpx's own
-transport can run.
+``_io`` speaks to an engine through the small interface of ``_engine.py``; this module chooses the
+engine and holds the aiohttp one. Under asyncio, when the optional ``fast`` extra (``aiohttp``) is
+installed, :class:`AiohttpEngine` replaces httpx's connection pool — the part of httpx that limits
+throughput under concurrency — with aiohttp's, and no httpx request or response object is built
+on the way. Under trio only httpx's engine can run.
 
 Choosing (``transport=`` on a connector, resolved when its first request is sent):
 
-* ``"httpx"``: httpx's own transport, on any event loop.
-* ``"aiohttp"``: :class:`AiohttpTransport`; asyncio only, needs ``pip install 'llm-connectors[fast]'``.
+* ``"httpx"``: httpx's engine, on any event loop.
+* ``"aiohttp"``: :class:`AiohttpEngine`; asyncio only, needs ``pip install 'llm-connectors[fast]'``.
 * ``"auto"`` (the default): aiohttp under asyncio when it is installed, else httpx. The
   ``LLM_CONNECTORS_TRANSPORT`` environment variable (``httpx``, ``aiohttp`` or ``auto``) overrides
   what ``auto`` means, process-wide. ``auto`` also keeps httpx when a proxy is configured in the
   environment (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``), httpx's proxy handling being the
   reference.
 
-Both engines give the same results and the same httpx exceptions (so the same typed errors), with
-these documented differences on aiohttp: ``PoolLimits.max_keepalive_connections`` is not enforced
-(aiohttp keeps up to ``max_connections`` idle connections, each for ``keepalive_expiry``); there
-is no separate write timeout (the call's overall deadline still bounds sending); a pool wait and
-a connect share the ``connect`` timeout.
+Both engines give the same results and raise the same httpx exceptions (so the same typed errors),
+with these documented differences on aiohttp: ``PoolLimits.max_keepalive_connections`` is not
+enforced (aiohttp keeps up to ``max_connections`` idle connections, each for ``keepalive_expiry``);
+there is no separate write timeout (the call's overall deadline still bounds sending); a pool wait
+and a connect share the ``connect`` timeout.
+
+:class:`AiohttpTransport` is the same aiohttp pool behind httpx's transport interface, for
+callers who want it under their own ``httpx.AsyncClient``.
 """
 
 from __future__ import annotations
@@ -29,16 +32,20 @@ import contextlib
 import os
 import ssl
 import weakref
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from ._engine import ClientEngine, Engine, EngineResponse, HttpcoreEngine, target_url, wire_headers
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:  # pragma: no cover
     import aiohttp
 
-__all__ = ["ENV_VAR", "TRANSPORTS", "AiohttpTransport", "check_choice", "make_transport", "resolve"]
+    from ._http import PoolLimits, Timeouts
+
+__all__ = ["ENV_VAR", "TRANSPORTS", "AiohttpEngine", "AiohttpTransport", "check_choice", "make_engine", "resolve"]
 
 TRANSPORTS = ("auto", "httpx", "aiohttp")
 ENV_VAR = "LLM_CONNECTORS_TRANSPORT"
@@ -46,6 +53,8 @@ _PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_pr
 _installed: bool | None = None
 #: Most bytes one read of a response body returns on the aiohttp engine.
 READ_SIZE = 16 << 10
+#: Parsed URLs kept per engine; past this many distinct URLs the cache starts again.
+_MAX_URLS = 256
 
 
 def check_choice(choice: str | None) -> str:
@@ -94,21 +103,23 @@ def resolve(choice: str) -> str:
     return "aiohttp" if library == "asyncio" and aiohttp_installed() and not _env_proxies() else "httpx"
 
 
-def make_transport(kind: str, limits: httpx.Limits) -> httpx.AsyncBaseTransport | None:
-    """The transport for ``kind`` (``None``: httpx's default)."""
-    if kind != "aiohttp":
-        return None
-    return AiohttpTransport(limits=limits)
+def make_engine(kind: str, timeouts: Timeouts, limits: PoolLimits) -> Engine:
+    """A pooled engine of ``kind`` (``"httpx"`` or ``"aiohttp"``, from :func:`resolve`)."""
+    if kind == "aiohttp":
+        return AiohttpEngine(limits.httpx_limits())
+    if _env_proxies():  # httpx's client applies HTTP(S)_PROXY, ALL_PROXY and NO_PROXY; keep all of it
+        from ._http import make_client
+
+        return ClientEngine(make_client(timeouts, limits), owned=True, enforces_timeouts=True)
+    return HttpcoreEngine(limits)
 
 
-# -- the aiohttp engine ------------------------------------------------------------------------
+# -- aiohttp ---------------------------------------------------------------------------------
 
 
-class AiohttpTransport(httpx.AsyncBaseTransport):
-    """An ``httpx.AsyncBaseTransport`` on one ``aiohttp.ClientSession`` (asyncio only).
-
-    aiohttp is imported when the first request is sent, never at import time. The session is
-    bound to the event loop of that first request (the shared pool keys clients by loop).
+class _Session:
+    """One ``aiohttp.ClientSession``, opened at the first request (aiohttp is imported then, never
+    at import time) and bound to that request's event loop (the shared pool keys engines by loop).
 
     Args:
         limits: ``max_connections`` (``None``: unlimited) and ``keepalive_expiry`` are applied.
@@ -120,9 +131,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._limits = limits or httpx.Limits()
         self._verify = verify
         self._session: aiohttp.ClientSession | None = None
-        self._timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
         self._closed = False
-        self._finalizer: weakref.finalize[Any, Any]
+        self._finalizer: weakref.finalize[Any, Any] | None = None
 
     def _open(self) -> aiohttp.ClientSession:
         if self._closed:
@@ -139,17 +149,161 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                                          **keepalive)
         self._session = aiohttp.ClientSession(
             connector=connector,
-            cookie_jar=aiohttp.DummyCookieJar(),  # httpx keeps the cookies; aiohttp must not add its own
-            auto_decompress=False,  # httpx decodes content-encoding, exactly as on its own transport
+            cookie_jar=aiohttp.DummyCookieJar(),  # pooled clients keep no cookies (see _http._NoCookies)
+            auto_decompress=False,  # we decode content-encoding ourselves, bounded (_decode.BoundedDecoder)
             timeout=aiohttp.ClientTimeout(total=None),
             trust_env=_env_proxies(),  # explicit transport='aiohttp' still honours HTTP(S)_PROXY / NO_PROXY
             raise_for_status=False,
+            skip_auto_headers=("Content-Type",),  # httpx sends none for a body without one; neither do we
         )
-        # A connector nobody closed must end as quietly as on httpx's engine: when this transport
-        # is collected, or at interpreter exit, its pooled connections are closed without aiohttp's
+        # A connector nobody closed must end as quietly as on httpx's engine: when this engine is
+        # collected, or at interpreter exit, its pooled connections are closed without aiohttp's
         # "Unclosed client session" report (which would otherwise appear after asyncio.run returns).
         self._finalizer = weakref.finalize(self, _close_quietly, connector)
         return self._session
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed
+
+    async def aclose(self) -> None:
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+            if self._finalizer is not None:
+                self._finalizer.detach()
+
+
+def _client_timeout(connect: float | None, read: float | None, pool: float | None) -> aiohttp.ClientTimeout:
+    import aiohttp
+
+    # aiohttp's ``connect`` covers the wait for a pooled connection plus connecting.
+    overall = None if connect is None or pool is None else connect + pool
+    return aiohttp.ClientTimeout(total=None, connect=overall, sock_connect=connect, sock_read=read)
+
+
+def _close_quietly(connector: aiohttp.BaseConnector) -> None:
+    """Close a connector without its event loop (which may be closed or gone)."""
+    close = getattr(connector, "_close", None)  # sync; safe on a closed loop (aiohttp >= 3.0)
+    if close is not None:
+        with contextlib.suppress(Exception):
+            close()
+
+
+class AiohttpEngine(_Session, Engine):
+    """The aiohttp engine: requests straight onto an ``aiohttp.ClientSession`` (asyncio only).
+
+    URLs are parsed once (httpx's parser, so both engines send to the same URL) and kept; the
+    headers are the ones httpx's pooled client would send (:func:`~._engine.wire_headers`).
+    """
+
+    kind = "aiohttp"
+
+    def __init__(self, limits: httpx.Limits | None = None, *, verify: ssl.SSLContext | bool = True) -> None:
+        super().__init__(limits, verify=verify)
+        self._targets: dict[str, tuple[Any, str]] = {}
+        self._timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
+
+    async def send(self, method: str, url: str, params: Mapping[str, str] | None, headers: Mapping[str, str],
+                   content: bytes | None, timeouts: Timeouts) -> EngineResponse:
+        session = self._session or self._open()
+        target = self._targets.get(url) if params is None else None
+        if target is None:
+            target = self._target(url, params)
+        timeout = self._timeouts.get(timeouts)
+        if timeout is None:
+            timeout = self._timeouts[timeouts] = _client_timeout(timeouts.connect, timeouts.read, timeouts.connect)
+        if not "".join(headers.values()).isascii():
+            _refuse_non_ascii(headers)
+        try:
+            response = await session.request(method, target[0], data=content or None, allow_redirects=False,
+                                             headers=wire_headers(target[1], method, headers, content), timeout=timeout)
+        except Exception as exc:
+            mapped = _mapped(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+        return _AiohttpResponse(response)
+
+    def _target(self, url: str, params: Mapping[str, str] | None) -> tuple[Any, str]:
+        from yarl import URL
+
+        parsed = target_url(url, params)
+        target = (URL(str(parsed), encoded=True), parsed.netloc.decode("ascii"))
+        if params is None:
+            if len(self._targets) >= _MAX_URLS:
+                self._targets.clear()
+            self._targets[url] = target
+        return target
+
+
+def _refuse_non_ascii(headers: Mapping[str, str]) -> None:
+    """Raise what httpx raises for a header value it cannot send (it encodes them as ASCII)."""
+    for value in headers.values():
+        value.encode("ascii")
+
+
+def _mapped(exc: Exception) -> Exception:
+    """An aiohttp failure as the httpx exception httpx's own engine would raise; anything else as is."""
+    import aiohttp
+
+    return map_error(exc) if isinstance(exc, aiohttp.ClientError) else exc
+
+
+class _AiohttpResponse(EngineResponse):
+    """An aiohttp response: body bytes as soon as they arrive, at most :data:`READ_SIZE` per read, so
+    a stream whose events arrive faster than they are consumed still hands over its first events
+    quickly rather than in one large batch."""
+
+    __slots__ = ("_content", "_response")
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self.status = response.status
+        self._response = response
+        self._content = response.content
+
+    def header(self, name: str) -> str | None:
+        values = self._response.headers.getall(name, None)
+        if values is None:
+            return None
+        return values[0] if len(values) == 1 else ", ".join(values)  # as httpx.Headers.get joins them
+
+    @property
+    def headers(self) -> httpx.Headers:
+        return httpx.Headers(self._response.raw_headers)
+
+    async def read(self) -> bytes:
+        try:
+            return await self._content.read(READ_SIZE)
+        except Exception as exc:
+            mapped = _mapped(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
+    def at_end(self) -> bool:
+        return self._content.at_eof()
+
+    async def aclose(self) -> None:
+        response = self._response
+        if response.content.is_eof():
+            response.release()  # the whole body was read: the connection goes back to the pool
+        else:
+            response.close()  # abandoned mid-body: the connection cannot be reused
+
+
+class AiohttpTransport(_Session, httpx.AsyncBaseTransport):
+    """The aiohttp engine behind httpx's transport interface, for an ``httpx.AsyncClient`` of your own.
+
+    Args:
+        limits: ``max_connections`` (``None``: unlimited) and ``keepalive_expiry`` are applied.
+        verify: ``True`` (httpx's default trust store), ``False``, or an ``ssl.SSLContext``.
+    """
+
+    def __init__(self, limits: httpx.Limits | None = None, *, verify: ssl.SSLContext | bool = True) -> None:
+        super().__init__(limits, verify=verify)
+        self._timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
 
     def _timeout(self, extension: Any) -> aiohttp.ClientTimeout:
         """httpx's per-request timeout extension as an aiohttp ``ClientTimeout`` (cached)."""
@@ -157,12 +311,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         key = (timeout.get("connect"), timeout.get("read"), timeout.get("pool"))
         found = self._timeouts.get(key)
         if found is None:
-            import aiohttp
-
-            connect, read, pool = key
-            # aiohttp's ``connect`` covers the wait for a pooled connection plus connecting.
-            overall = None if connect is None or pool is None else connect + pool
-            found = aiohttp.ClientTimeout(total=None, connect=overall, sock_connect=connect, sock_read=read)
+            found = _client_timeout(*key)
             if len(self._timeouts) < 64:
                 self._timeouts[key] = found
         return found
@@ -194,27 +343,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                               stream=_ResponseStream(response, request), request=request, extensions=extensions)
 
     async def aclose(self) -> None:
-        self._closed = True
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
-            self._finalizer.detach()
-
-
-def _close_quietly(connector: aiohttp.BaseConnector) -> None:
-    """Close a connector without its event loop (which may be closed or gone)."""
-    close = getattr(connector, "_close", None)  # sync; safe on a closed loop (aiohttp >= 3.0)
-    if close is not None:
-        with contextlib.suppress(Exception):
-            close()
+        await _Session.aclose(self)
 
 
 class _ResponseStream(httpx.AsyncByteStream):
-    """An aiohttp response body as httpx sees it: bytes as soon as they arrive, errors mapped.
-
-    Reads are capped at :data:`READ_SIZE`, so a stream whose events arrive faster than they are
-    consumed still hands over its first events quickly rather than in one large batch.
-    """
+    """An aiohttp response body as httpx sees it: bytes as soon as they arrive, errors mapped."""
 
     __slots__ = ("_request", "_response")
 
@@ -239,9 +372,9 @@ class _ResponseStream(httpx.AsyncByteStream):
     async def aclose(self) -> None:
         response = self._response
         if response.content.is_eof():
-            response.release()  # the whole body was read: the connection goes back to the pool
+            response.release()
         else:
-            response.close()  # abandoned mid-body: the connection cannot be reused
+            response.close()
 
 
 class _RequestBody:

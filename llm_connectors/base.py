@@ -10,7 +10,6 @@ error classification, SSE/NDJSON framing, stream accumulation and lifecycle.
 from __future__ import annotations
 
 import abc
-import contextlib
 import logging
 import sys
 import time
@@ -27,6 +26,7 @@ from ._batch import BatchItem, BatchResult, ProgressCallback, run_chat_batch
 from ._calls import CURRENT_CALL, CallRecord
 from ._classify import ErrorInfo, classify, parse_error_body, transport_error
 from ._credentials import Credentials, KeySource
+from ._engine import ClientEngine, Engine
 from ._env import settings_from_env
 from ._http import PoolLimits, Timeouts, join_url, make_client
 from ._messages import has_images, normalize_messages
@@ -666,7 +666,7 @@ class BaseConnector(abc.ABC):
         http_request = self._built(self.build_chat_request(request), request.extra)
         deadline = request.deadline
         try:
-            with _deadline_scope(deadline):
+            with _io._deadline_scope(deadline):
                 response = await _io.send(self, http_request, stream=True)
         except (httpx.HTTPError, BuiltinTimeoutError) as exc:
             raise transport_error(exc, self.provider, "opening the stream") from exc
@@ -696,25 +696,24 @@ class BaseConnector(abc.ABC):
             request.json = _deep_merge(request.json, extra)
         return request
 
-    def _http(self) -> httpx.AsyncClient:
+    _client: Engine | httpx.AsyncClient | None  # the caller's httpx client, until _http() wraps it in an engine
+
+    def _http(self) -> Engine:
         client = self._client
-        if client is None:
-            if self._closed:
-                raise ConfigurationError(f"the {self.provider} connector is closed", provider=self.provider)
-            if self._transport is None:  # the usual case: share one pool per endpoint and loop
-                client, self._pool_key = _pool.acquire(self.provider, self.base_url, self.timeouts, self._pool,
-                                                       self._engine)
-            else:
-                client = make_client(self.timeouts, self._pool, self._transport)
-            self._client = client
-        return client
-
-
-def _deadline_scope(deadline: float | None) -> contextlib.AbstractContextManager[Any]:
-    """``anyio.fail_after`` until ``deadline`` (anyio's clock), or nothing when there is none."""
-    if deadline is None:
-        return contextlib.nullcontext()
-    return anyio.fail_after(deadline - anyio.current_time())
+        if client is not None and not isinstance(client, httpx.AsyncClient):
+            return client
+        engine: Engine
+        if client is not None:  # the caller's own client, driven through httpx's API; never closed by us
+            engine = ClientEngine(client, owned=False)
+        elif self._closed:
+            raise ConfigurationError(f"the {self.provider} connector is closed", provider=self.provider)
+        elif self._transport is None:  # the usual case: share one pool per endpoint and loop
+            engine, self._pool_key = _pool.acquire(self.provider, self.base_url, self.timeouts, self._pool,
+                                                   self._engine)
+        else:
+            engine = ClientEngine(make_client(self.timeouts, self._pool, self._transport), owned=True)
+        self._client = engine
+        return engine
 
 
 def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:

@@ -21,10 +21,11 @@ import pytest
 import llm_connectors as lc
 from llm_connectors import _pool, _transport
 from llm_connectors._classify import transport_error
-from llm_connectors._http import PoolLimits, Timeouts
+from llm_connectors._engine import ClientEngine, Engine, HttpcoreEngine, map_httpcore_error
+from llm_connectors._http import PoolLimits, Timeouts, make_client
 from llm_connectors.connectors.openai import OpenAIConnector
 from llm_connectors.testing import FakeServer, Reply, Request
-from llm_connectors.testing.openai_wire import OpenAIFake, openai_sse_events
+from llm_connectors.testing.openai_wire import OpenAIFake, openai_chat_json, openai_sse_events
 
 pytestmark = pytest.mark.anyio
 HAVE_AIOHTTP = importlib.util.find_spec("aiohttp") is not None
@@ -59,8 +60,7 @@ def connector(url: str, engine: str, **kwargs: Any) -> OpenAIConnector:
 
 
 def engine_of(conn: lc.BaseConnector) -> str:
-    transport = conn._http()._transport
-    return "aiohttp" if isinstance(transport, _transport.AiohttpTransport) else "httpx"
+    return conn._http().kind
 
 
 @pytest.fixture
@@ -482,3 +482,189 @@ async def test_aiohttp_transport_directly_and_closed() -> None:
             assert resp.http_version == "HTTP/1.1" and resp.json() == {"path": "/y"}
     with pytest.raises(RuntimeError, match="closed"):
         transport._open()
+
+
+# -- the engine interface (_engine.py) ----------------------------------------------------------
+
+RAW_REPLY = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Twice: a\r\nx-twice: b\r\n"
+             b"Content-Length: 12\r\n\r\n{\"ok\": true}")
+
+
+@pytest.fixture
+def raw_server() -> Iterator[tuple[int, list[bytes]]]:
+    """A keep-alive HTTP/1.1 server recording each request exactly as it came off the wire
+    (request line and headers, casing and order included) and answering every one alike."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    sock.settimeout(0.2)
+    heads: list[bytes] = []
+    stop = threading.Event()
+
+    def serve(conn: socket.socket) -> None:
+        buffer = b""
+        with conn:
+            conn.settimeout(5)
+            try:
+                while not stop.is_set():
+                    while b"\r\n\r\n" not in buffer:
+                        data = conn.recv(65536)
+                        if not data:
+                            return
+                        buffer += data
+                    head, _, buffer = buffer.partition(b"\r\n\r\n")
+                    length = 0
+                    for line in head.split(b"\r\n")[1:]:
+                        name, _, value = line.partition(b":")
+                        if name.strip().lower() == b"content-length":
+                            length = int(value)
+                    while len(buffer) < length:
+                        buffer += conn.recv(65536)
+                    buffer = buffer[length:]
+                    heads.append(head)
+                    conn.sendall(RAW_REPLY)
+            except OSError:
+                return
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield sock.getsockname()[1], heads
+    finally:
+        stop.set()
+        thread.join(5)
+        sock.close()
+
+
+def pooled(engine: str) -> Engine:
+    return _transport.make_engine(engine, Timeouts(), PoolLimits())
+
+
+async def read_all(response: Any) -> bytes:
+    body = b""
+    while piece := await response.read():
+        body += piece
+    return body
+
+
+#: (method, URL suffix, headers, body, params): what _io sends, and what a caller's headers may override.
+WIRE_CASES: list[tuple[str, str, dict[str, str], bytes | None, dict[str, str] | None]] = [
+    ("POST", "/v1/chat/completions", {"authorization": "Bearer k", "accept-encoding": "gzip, deflate",
+                                      "content-type": "application/json"}, b"{}", None),
+    ("GET", "/v1/models?q=1", {"User-Agent": "mine", "Accept": "text/plain", "accept-encoding": "identity",
+                               "X-A": "1"}, None, {"after": "m 1", "limit": "2"}),
+    ("POST", "/p", {"Content-Length": "2"}, b"{}", None),
+    ("POST", "/empty", {}, None, None),
+]
+
+
+async def test_engines_send_what_httpx_sends(engine: str, raw_server: tuple[int, list[bytes]]) -> None:
+    port, heads = raw_server
+    url = f"http://127.0.0.1:{port}"
+    for candidate in (ClientEngine(make_client(Timeouts(), PoolLimits()), owned=True), pooled(engine)):
+        for method, path, headers, body, params in WIRE_CASES:
+            response = await candidate.send(method, url + path, params, headers, body, Timeouts())
+            assert response.status == 200 and await read_all(response) == b'{"ok": true}'
+            await response.aclose()
+        await candidate.aclose()
+    reference, ours = heads[:len(WIRE_CASES)], heads[len(WIRE_CASES):]
+    if engine == "aiohttp":  # aiohttp writes the same headers, names in its own casing
+        assert [h.lower() for h in ours] == [h.lower() for h in reference]
+    else:
+        assert ours == reference  # byte for byte: request line, header names, values and order
+    assert reference[1].startswith(b"GET /v1/models?after=m+1&limit=2 HTTP/1.1\r\n")
+
+
+async def test_engine_interface(engine: str, raw_server: tuple[int, list[bytes]]) -> None:
+    port, heads = raw_server
+    candidate = pooled(engine)
+    assert candidate.kind == engine and candidate.enforces_timeouts and not candidate.is_closed
+    url = f"http://127.0.0.1:{port}/x"
+    for _ in range(3):  # the second and third reuse the connection
+        response = await candidate.send("GET", url, None, {}, None, Timeouts())
+        assert response.status == 200 and response.in_memory() is None
+        assert response.header("x-twice") == "a, b"  # repeated headers joined, as httpx.Headers.get does
+        assert response.header("content-type") == "application/json" and response.header("absent") is None
+        assert response.headers["X-TWICE"] == "a, b" and response.headers.get("absent") is None
+        assert await read_all(response) == b'{"ok": true}'
+        assert await response.read() == b""
+        await response.aclose()
+        await response.aclose()  # closing twice is harmless
+    await candidate.aclose()
+    assert candidate.is_closed and len(heads) == 3
+    with pytest.raises(RuntimeError, match="closed"):
+        await candidate.send("GET", url, None, {}, None, Timeouts())
+
+
+async def test_engine_failures_are_httpx_exceptions(engine: str, silent_port: int) -> None:
+    candidate = pooled(engine)
+    try:
+        with pytest.raises(httpx.ConnectError):
+            await candidate.send("GET", f"http://127.0.0.1:{closed_port()}/", None, {}, None, Timeouts())
+        with pytest.raises(httpx.ReadTimeout):
+            await candidate.send("GET", f"http://127.0.0.1:{silent_port}/", None, {}, None,
+                                 Timeouts(read=0.2))
+    finally:
+        await candidate.aclose()
+
+
+def test_httpcore_errors_map_like_httpx() -> None:
+    import httpcore
+    from httpx._transports.default import map_httpcore_exceptions
+
+    for error in (httpcore.ConnectTimeout, httpcore.ReadTimeout, httpcore.WriteTimeout, httpcore.PoolTimeout,
+                  httpcore.TimeoutException, httpcore.ConnectError, httpcore.ReadError, httpcore.WriteError,
+                  httpcore.NetworkError, httpcore.ProxyError, httpcore.UnsupportedProtocol,
+                  httpcore.LocalProtocolError, httpcore.RemoteProtocolError, httpcore.ProtocolError):
+        with pytest.raises(httpx.HTTPError) as reference, map_httpcore_exceptions():
+            raise error("boom")
+        mapped = map_httpcore_error(error("boom"))
+        assert type(mapped) is type(reference.value) and str(mapped) == "boom", error
+    assert map_httpcore_error(httpx.ConnectError("from a mock")) is None  # re-raised as it is
+    assert map_httpcore_error(ValueError("a bug")) is None
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_which_engine_a_connector_uses(anyio_backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    async with OpenAIConnector(api_key="k", base_url="http://127.0.0.1:9/v1", transport="httpx") as conn:
+        assert isinstance(conn._http(), HttpcoreEngine)  # ours: httpx's pool, below httpx's client
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    proxied = _transport.make_engine("httpx", Timeouts(), PoolLimits())
+    assert isinstance(proxied, ClientEngine) and proxied.enforces_timeouts  # httpx's client applies the proxy
+    assert proxied.client._mounts  # type: ignore[attr-defined]
+    await proxied.aclose()
+    assert proxied.client.is_closed  # type: ignore[attr-defined]
+
+
+def mock_openai(request: httpx.Request) -> httpx.Response:
+    """A caller's mock transport: bodies in memory, the chat answer gzip-encoded (httpx decodes it)."""
+    if json.loads(request.content).get("stream"):
+        body = b"".join(openai_sse_events(["Hel", "lo"]))
+        return httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
+    return httpx.Response(200, content=gzip.compress(json.dumps(openai_chat_json("Hello")).encode()),
+                          headers={"content-type": "application/json", "content-encoding": "gzip"})
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_a_callers_client_or_transport_goes_through_httpx(anyio_backend: str) -> None:
+    client = httpx.AsyncClient(transport=httpx.MockTransport(mock_openai))
+    for conn in (OpenAIConnector(api_key="k", transport=httpx.MockTransport(mock_openai)),
+                 OpenAIConnector(api_key="k", http_client=client)):
+        async with conn:
+            engine = conn._http()
+            assert isinstance(engine, ClientEngine) and not engine.enforces_timeouts  # reads get a scope each
+            assert (await conn.generate_chat(MODEL, USER)).content == "Hello"
+            async with conn.generate_chat_stream(MODEL, USER) as stream:
+                assert [chunk.delta async for chunk in stream if chunk.delta] == ["Hel", "lo"]
+    assert not client.is_closed  # the caller's client is the caller's to close
+    await client.aclose()
