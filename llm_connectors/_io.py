@@ -6,9 +6,9 @@ HTTP attempt (or per network read, for streams), so it is written for the hot pa
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -262,8 +262,10 @@ def _clock() -> Callable[[], float]:
     """``anyio.current_time`` without its backend lookup on every call (two calls per read of a
     stream, a tenth of a stream's CPU): the running loop's own clock, which is what anyio reads."""
     token = current_loop_token()
-    if isinstance(token, asyncio.AbstractEventLoop):
-        return token.time
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None and isinstance(token, asyncio.AbstractEventLoop):
+        loop_time: Callable[[], float] = token.time
+        return loop_time
     import trio
 
     return trio.current_time

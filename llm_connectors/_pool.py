@@ -8,8 +8,8 @@ connector closes.
 
 from __future__ import annotations
 
+import sys
 import threading
-from asyncio import _get_running_loop as _running_loop
 from typing import Any
 
 from ._engine import Engine
@@ -40,7 +40,8 @@ def current_loop_token() -> object:
     import sniffio
 
     if sniffio.thread_local.name is None and sniffio.current_async_library_cvar.get() is None:
-        loop = _running_loop()
+        aio = sys.modules.get("asyncio")  # not imported: no asyncio loop runs (and we do not import it)
+        loop = None if aio is None else aio._get_running_loop()
         if loop is not None:
             return loop
     library = sniffio.current_async_library()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Iterable, Mapping
 
 from .errors import ConfigurationError
@@ -29,6 +27,9 @@ class Secret:
 
     def fingerprint(self) -> str:
         """A short, non-reversible id of the key (cache keys, metrics): never the key itself."""
+        import hashlib
+        import hmac
+
         return hmac.new(b"llm-connectors", self._value.encode(), hashlib.sha256).hexdigest()[:16]
 
     def __repr__(self) -> str:
@@ -37,6 +38,8 @@ class Secret:
     __str__ = __repr__
 
     def __eq__(self, other: object) -> bool:
+        import hmac  # imported here: hashlib's OpenSSL binding is a few ms nobody needs at import
+
         return isinstance(other, Secret) and hmac.compare_digest(self._value, other._value)
 
     def __hash__(self) -> int:

@@ -7,7 +7,6 @@ as JSON-able data.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -207,6 +206,8 @@ RESERVED_OPTIONS = frozenset({"timeout", "extra", "provider_options"})
 
 def unknown_option_error(name: str, known: Iterable[str], provider: str) -> InvalidRequestError:
     names = sorted(set(known) | RESERVED_OPTIONS)
+    import difflib
+
     close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     return InvalidRequestError(

@@ -37,6 +37,21 @@ def test_import_is_lazy() -> None:
     assert after == ""  # types and errors load no provider module
 
 
+def test_a_connector_loads_no_optional_or_resilience_library_until_used() -> None:
+    """Importing a provider and building a connector imports neither the optional integrations
+    (redis, OpenTelemetry, aiohttp, a local runtime) nor the resilience libraries, which load
+    with the first breaker, retry or cache (pybreaker alone drags in redis when it is installed)."""
+    code = (
+        "import sys\n"
+        "from llm_connectors.connectors.openai import OpenAIConnector\n"
+        "conn = OpenAIConnector(api_key='sk-test', transport='httpx')\n"
+        "print(','.join(sorted({m.split('.')[0] for m in sys.modules} & {'redis', 'opentelemetry', 'aiohttp',"
+        " 'llama_cpp', 'pybreaker', 'tenacity', 'cachetools', 'asyncio', 'trio', 'difflib'})))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == ""
+
+
 def test_unknown_attribute() -> None:
     import pytest
 

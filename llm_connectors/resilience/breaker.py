@@ -22,12 +22,14 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
-from typing import Any
-
-import pybreaker
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from ..errors import CircuitOpenError, LLMConnectorError
 from .config import CircuitBreakerConfig
+
+if TYPE_CHECKING:
+    import pybreaker
 
 __all__ = ["Breaker"]
 
@@ -39,20 +41,29 @@ def _not_a_health_failure(error: BaseException) -> bool:
     return not (isinstance(error, LLMConnectorError) and error.breaker_failure)
 
 
-class _Listener(pybreaker.CircuitBreakerListener):
-    def __init__(self, owner: Breaker) -> None:
-        self.owner = owner
+@cache
+def _listener_class() -> Callable[[Breaker], pybreaker.CircuitBreakerListener]:
+    """pybreaker is imported with the first breaker, not with this module: it imports redis (and,
+    through it, OpenTelemetry) when they are installed, a tenth of a second nobody should pay at
+    ``import llm_connectors``."""
+    import pybreaker
 
-    def state_change(self, cb: pybreaker.CircuitBreaker, old_state: Any, new_state: Any) -> None:
-        old, new = getattr(old_state, "name", str(old_state)), getattr(new_state, "name", str(new_state))
-        self.owner.transitions[f"{old}->{new}"] += 1
-        log = logger.warning if new == "open" else logger.info
-        log("circuit for %s: %s -> %s", self.owner.name, old, new)
-        for hook in list(self.owner.on_change):
-            try:
-                hook(old, new)
-            except Exception:  # a hook (shared state) must never break the call being recorded
-                logger.debug("circuit hook for %s failed", self.owner.name, exc_info=True)
+    class _Listener(pybreaker.CircuitBreakerListener):
+        def __init__(self, owner: Breaker) -> None:
+            self.owner = owner
+
+        def state_change(self, cb: pybreaker.CircuitBreaker, old_state: Any, new_state: Any) -> None:
+            old, new = getattr(old_state, "name", str(old_state)), getattr(new_state, "name", str(new_state))
+            self.owner.transitions[f"{old}->{new}"] += 1
+            log = logger.warning if new == "open" else logger.info
+            log("circuit for %s: %s -> %s", self.owner.name, old, new)
+            for hook in list(self.owner.on_change):
+                try:
+                    hook(old, new)
+                except Exception:  # a hook (shared state) must never break the call being recorded
+                    logger.debug("circuit hook for %s failed", self.owner.name, exc_info=True)
+
+    return _Listener
 
 
 class Breaker:
@@ -69,13 +80,15 @@ class Breaker:
         self.config = config
         self.transitions: Counter[str] = Counter()
         self.on_change: list[Callable[[str, str], None]] = []
+        import pybreaker
+
         self._breaker = pybreaker.CircuitBreaker(
             fail_max=config.failure_threshold,
             reset_timeout=config.reset_timeout,
             success_threshold=config.success_threshold,
             exclude=[_not_a_health_failure],
             throw_new_error_on_trip=False,  # the tripping call gets the provider's own error
-            listeners=[_Listener(self)],
+            listeners=[_listener_class()(self)],
             name=name,
         )
         self._probe_in_flight = False
@@ -151,6 +164,8 @@ class Breaker:
     def _record(self, error: Exception | None) -> None:
         # pybreaker counts what is raised inside calling(); the exclude predicate turns
         # client errors (and anything not provider-health) into successes.
+        import pybreaker
+
         try:
             with self._breaker.calling():
                 if error is not None:

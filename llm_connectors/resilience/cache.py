@@ -13,23 +13,25 @@ loop. While Redis is unavailable the local store takes over.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
-from cachetools import TTLCache
 
 from .._pool import current_loop_token
 from ..errors import ConfigurationError
 from ..types import ChatResponse, EmbeddingResponse
 from . import cache_codec
-from .shared import RedisLink, SharedState, SharedUnavailable, link_for
+
+if TYPE_CHECKING:
+    from cachetools import TTLCache
+
+    from .shared import RedisLink, SharedState
 
 __all__ = ["CacheConfig", "ResponseCache", "SharedCacheStore", "cache_key", "reset_caches", "shared_cache"]
 
@@ -67,6 +69,8 @@ def cache_key(*, provider: str, base_url: str, credential: str | None, path: str
     (an HMAC of the key), so answers never cross tenants and no key material is in the key."""
     canonical = json.dumps({"p": provider, "u": base_url, "c": credential, "path": path, "b": body},
                            sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    import hashlib  # with the first cached call: hashlib loads OpenSSL, which a plain import need not
+
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -138,6 +142,8 @@ class ResponseCache:
                  shared: SharedCacheStore | None = None) -> None:
         self.config = config
         self.shared = shared
+        from cachetools import TTLCache  # with the first cache, not at import
+
         self._answers: TTLCache[str, Any] = TTLCache(config.maxsize, config.ttl, timer=timer)
         self._models: TTLCache[str, Any] = TTLCache(256, config.models_ttl, timer=timer)
         self._lock = threading.Lock()  # cachetools is not thread-safe (the sync API has threads)
@@ -155,6 +161,8 @@ class ResponseCache:
     async def _lookup(self, store: TTLCache[str, Any], key: str, models: bool) -> Any:
         shared = self.shared
         if shared is not None and shared.link.available():
+            from .shared import SharedUnavailable
+
             try:
                 return await shared.get(key, models=models)  # a fresh object: no copy needed
             except SharedUnavailable:
@@ -240,7 +248,11 @@ def shared_cache(value: Any, shared_state: SharedState | None = None) -> Respons
     else:
         raise ConfigurationError(f"cache must be a CacheConfig, a dict of its fields, True or False; "
                                  f"got {type(value).__name__}")
-    link = link_for(shared_state) if shared_state is not None else None
+    link = None
+    if shared_state is not None:
+        from .shared import link_for
+
+        link = link_for(shared_state)
     with _caches_lock:
         cache = _caches.get((config, shared_state))
         if cache is None or (cache.shared is not None and cache.shared.link is not link):

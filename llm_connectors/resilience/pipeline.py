@@ -18,6 +18,7 @@ process still counts its own breaker failures and keeps ``max_concurrency`` to i
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -32,12 +33,11 @@ from .breaker import Breaker
 from .config import CircuitBreakerConfig, RateLimit, RetryPolicy, coerce
 from .ratelimit import Cooldown, Permit, RateLimiter
 from .retry import RetryBudget, call_with_retries
-from .shared import SharedState, coerce_shared_state, link_for, reset_links, scope_for
-from .shared_breaker import SharedBreaker
-from .shared_limiter import SharedRateLimiter
 
 if TYPE_CHECKING:
     from .._stats import ProviderStats
+    from .shared import SharedState
+    from .shared_breaker import SharedBreaker
 
 __all__ = ["Resilience", "reset_shared_state"]
 
@@ -65,7 +65,9 @@ def reset_shared_state() -> None:
     from .cache import reset_caches
 
     reset_caches()
-    reset_links()
+    shared = sys.modules.get(f"{__package__}.shared")  # only ever imported once shared_state was used
+    if shared is not None:
+        shared.reset_links()
 
 
 def _loop_scoped(table: dict[tuple[Any, ...], tuple[object, Any]], key: tuple[Any, ...],
@@ -103,7 +105,11 @@ class Resilience:
         self.rate_limit = coerce(RateLimit, rate_limit, what="rate_limit")
         self._stats = stats
         self._key = (provider, base_url)
-        self.shared_state: SharedState | None = coerce_shared_state(shared_state)
+        self.shared_state: SharedState | None = None
+        if shared_state is not None and shared_state is not False:
+            from .shared import coerce_shared_state  # the Redis machinery loads only when asked for
+
+            self.shared_state = coerce_shared_state(shared_state)
 
     # -- shared state --------------------------------------------------------------------------
 
@@ -135,6 +141,9 @@ class Resilience:
         shared, local = self.shared_state, self.breaker
         if shared is None or local is None:
             return None
+        from .shared import scope_for
+        from .shared_breaker import SharedBreaker
+
         key = (*self._key, self.breaker_config, shared)
         scope = scope_for(shared, *self._key)
         found = _shared_breakers.get(key)
@@ -151,6 +160,9 @@ class Resilience:
         cooldown: Cooldown = _loop_scoped(_cooldowns, self._key, Cooldown)
         shared = self.shared_state
         if shared is not None:
+            from .shared import scope_for
+            from .shared_limiter import SharedRateLimiter
+
             return _loop_scoped(  # type: ignore[no-any-return]
                 _limiters, (*self._key, self.rate_limit, shared),
                 lambda: SharedRateLimiter(self.provider, self.rate_limit, cooldown, scope_for(shared, *self._key)))
@@ -292,6 +304,8 @@ class Resilience:
             "retry_budget": budget.tokens if budget is not None else None,
         }
         if self.shared_state is not None:
+            from .shared import link_for
+
             snapshot["shared_state"] = link_for(self.shared_state).snapshot()
             shared = self.shared_breaker
             if shared is not None and snapshot["breaker"] is not None:

@@ -6,13 +6,15 @@ import logging
 import random
 import threading
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
-from tenacity import AsyncRetrying, RetryCallState, stop_never
 
 from ..errors import LLMConnectorError, TimeoutError
 from .config import RetryPolicy
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 __all__ = ["RetryBudget", "call_with_retries"]
 
@@ -89,6 +91,8 @@ async def call_with_retries(
             error, failed_first = failed_first, None
             raise error
         return await attempt()
+
+    from tenacity import AsyncRetrying, stop_never  # imported at the first retry, not with the package
 
     spent = 0
     planned_wait = 0.0

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import hashlib
 import itertools
 import logging
 import math
@@ -35,7 +34,6 @@ import re
 import threading
 import time
 import urllib.parse
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -257,6 +255,8 @@ class RedisLink:
         self.config = config
         self.pid = os.getpid()
         #: Identifies this process in Redis (the heartbeat that sizes degraded-mode shares).
+        import uuid  # here, not at import: shared state is opt-in
+
         self.process_id = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self._ids = itertools.count(1)
         self.client: redis.Redis = redis.Redis.from_url(
@@ -477,6 +477,8 @@ class Scope:
 
     def __init__(self, link: RedisLink, provider: str, base_url: str) -> None:
         self.link = link
+        import hashlib
+
         endpoint = hashlib.sha256(base_url.encode()).hexdigest()[:12]  # no URL (or its secrets) in key names
         base = f"{link.config.key_prefix}:{{{provider}:{endpoint}}}"
         self.requests = f"{base}:rl:req"
