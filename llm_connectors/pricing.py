@@ -40,6 +40,8 @@ class Price:
 _FREE = Price(0.0, 0.0, 0.0, 0.0)  # self-hosted: the model costs compute, not tokens
 _BUILTIN: dict[str, dict[str, Price]] = {
     "claude": {  # platform.claude.com pricing; cache write = the 5-minute rate
+        "claude-opus-5-5": Price(4.0, 20.0, 0.40, 5.0),
+        "claude-opus-5": Price(5.0, 25.0, 0.50, 6.25),
         "claude-opus-4-5": Price(5.0, 25.0, 0.50, 6.25),
         "claude-opus-4-6": Price(5.0, 25.0, 0.50, 6.25),
         "claude-opus-4-7": Price(5.0, 25.0, 0.50, 6.25),

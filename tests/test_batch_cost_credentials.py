@@ -90,6 +90,24 @@ def test_estimate_cost_with_cached_tokens() -> None:
     assert lc.estimate_cost("openai", "gpt-5.4", lc.Usage()) is None
 
 
+@pytest.mark.parametrize("provider", ["claude", "openai", "mistral", "ollama"])
+def test_every_default_model_has_a_price(provider: str) -> None:
+    """A user who names no model still gets a cost estimate (a default model left without a price
+    after a model change would silently report no cost)."""
+    from llm_connectors.pricing import price_for
+    from llm_connectors.registry import connector_class
+
+    assert price_for(provider, connector_class(provider).definition.default_model) is not None
+
+
+def test_newest_claude_prices_win_over_their_family_prefix() -> None:
+    from llm_connectors.pricing import price_for
+
+    assert price_for("claude", "claude-opus-5-5") == lc.Price(4.0, 20.0, 0.40, 5.0)
+    assert price_for("claude", "claude-opus-5") == lc.Price(5.0, 25.0, 0.50, 6.25)
+    assert price_for("claude", "claude-sonnet-5-5") == lc.Price(2.0, 10.0, 0.20, 2.50)
+
+
 def test_prices_can_be_extended_and_overridden() -> None:
     lc.set_price("my-compat", "tiny-", input=1.0, output=2.0)
     assert lc.estimate_cost("my-compat", "tiny-7b", lc.Usage.of(1_000_000, 1_000_000)) == 3.0

@@ -87,7 +87,7 @@ CLAUDE = ServiceDefinition(
     }),
     parameters=_parameters(),
     aliases=("anthropic",),
-    default_model="claude-sonnet-4-5",
+    default_model="claude-sonnet-5-5",  # the current Sonnet; claude-sonnet-4-5 retires 2026-11-30
     model_patterns=("claude-",),
     docs_url="https://docs.claude.com/en/api/messages",
 )
