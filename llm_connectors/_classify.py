@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +55,8 @@ _CONTEXT_PATTERNS = re.compile(
     re.IGNORECASE,
 )
 _HTML = re.compile(r"^\s*<(!doctype|html|head|body)", re.IGNORECASE)
+#: ``err.code`` of the error a failed certificate check raises (not a provider code: no provider answered).
+TLS_VERIFY_FAILED = "tls_certificate_verify_failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,8 +190,32 @@ def first_header(headers: httpx.Headers | Mapping[str, str], names: Iterable[str
     return None
 
 
+def _certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate check failure behind a connect error, if that is what it was.
+
+    Every engine chains it: httpx and httpcore raise ``from`` the ``ssl`` error (through trio's
+    ``BrokenResourceError`` on trio), aiohttp's ``ClientConnectorCertificateError`` too, and our
+    engines raise the httpx exception ``from`` theirs. The innermost one is returned: aiohttp's
+    wrapper is an ``SSLCertVerificationError`` too, but only ``ssl``'s own carries OpenSSL's
+    reason, so both engines report the same text. The walk is bounded and cycle-safe.
+    """
+    found: ssl.SSLCertVerificationError | None = None
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(seen) < 16:
+        if isinstance(current, ssl.SSLCertVerificationError):
+            found = current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return found
+
+
 def transport_error(exc: BaseException, provider: str, what: str) -> e.LLMConnectorError:
     """Turn an httpx/anyio failure into our tree, with a message built from our own fields."""
+    if isinstance(exc, httpx.TransportError):
+        failure = _certificate_failure(exc)
+        if failure is not None:
+            return _tls_error(failure, provider, what)
     if isinstance(exc, (httpx.TimeoutException, e.BuiltinTimeoutError)):
         kinds: dict[type[BaseException], str] = {
             httpx.ConnectTimeout: "connecting",
@@ -203,3 +230,17 @@ def transport_error(exc: BaseException, provider: str, what: str) -> e.LLMConnec
     if isinstance(exc, httpx.HTTPError):
         return e.NetworkError(f"connection failed during {what} ({type(exc).__name__})", provider=provider)
     return e.NetworkError(f"connection failed during {what} ({type(exc).__name__})", provider=provider)
+
+
+def _tls_error(failure: ssl.SSLCertVerificationError, provider: str, what: str) -> e.ConfigurationError:
+    """A certificate the connector does not trust is a setup problem, as a redirect is: sending again
+    cannot help and the provider is not unhealthy, so it is a ConfigurationError (not retried, not
+    counted by the circuit breaker) that says how to fix it."""
+    # OpenSSL's fixed reason text ("self-signed certificate", "Hostname mismatch, certificate is not
+    # valid for 'h'."): nothing the server sends, nothing secret.
+    reason = str(getattr(failure, "verify_message", "") or "")[:200].rstrip(".") or "certificate verify failed"
+    return e.ConfigurationError(
+        f"TLS certificate verification failed during {what}: {reason}. The server's certificate is not "
+        "signed by a CA this connector trusts, or is not valid for its host. If the server uses a private "
+        "or self-signed CA, pass verify='/path/to/ca-bundle.pem' or verify=<ssl.SSLContext> trusting it; "
+        "otherwise check base_url's host name", provider=provider, code=TLS_VERIFY_FAILED)

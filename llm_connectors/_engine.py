@@ -28,6 +28,8 @@ import httpx
 from ._http import USER_AGENT, PoolLimits, Timeouts
 
 if TYPE_CHECKING:  # pragma: no cover
+    import ssl
+
     import httpcore
 
 __all__ = ["ClientEngine", "Engine", "EngineResponse", "HttpcoreEngine", "wire_headers"]
@@ -276,15 +278,15 @@ class HttpcoreEngine(Engine):
     """A pooled client on httpx's engine: httpx's own transport, called below its client layer.
 
     The transport is ``httpx.AsyncHTTPTransport`` exactly as ``httpx.AsyncClient`` would make it
-    (TLS verified with httpx's trust store and ``SSL_CERT_FILE``/``SSL_CERT_DIR``, HTTP/1.1, the
-    pool limits); requests go to its httpcore pool, which is also what respx patches, so
-    respx-mocked tests see every request.
+    (TLS verified with httpx's trust store and ``SSL_CERT_FILE``/``SSL_CERT_DIR``, or with the
+    connector's ``verify`` context, HTTP/1.1, the pool limits); requests go to its httpcore pool,
+    which is also what respx patches, so respx-mocked tests see every request.
     """
 
     __slots__ = ("_closed", "_extensions", "_pool", "_targets", "_transport")
 
-    def __init__(self, limits: PoolLimits) -> None:
-        self._transport = httpx.AsyncHTTPTransport(limits=limits.httpx_limits(), trust_env=True)
+    def __init__(self, limits: PoolLimits, *, verify: ssl.SSLContext | bool = True) -> None:
+        self._transport = httpx.AsyncHTTPTransport(verify=verify, limits=limits.httpx_limits(), trust_env=True)
         self._pool: Any = self._transport._pool
         self._targets: dict[str, _Target] = {}
         self._extensions: dict[Timeouts, dict[str, float]] = {}

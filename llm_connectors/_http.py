@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import email.utils
 import math
+import os
+import ssl
+import sys
+import threading
 import time
-from collections.abc import Mapping
+import warnings
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 import httpx
 
 from ._version import __version__
-from .errors import ConfigurationError, ProtocolError
+from .errors import ConfigurationError, InsecureTLSWarning, ProtocolError
 
 USER_AGENT = f"llm-connectors/{__version__}"
 MAX_BODY_BYTES = 32 << 20  # decoded non-stream body (RELIABILITY.md §6.6)
@@ -85,6 +91,112 @@ class PoolLimits:
         )
 
 
+class TLSVerify:
+    """A connector's ``verify=`` setting, checked at construction (RELIABILITY.md §6.5).
+
+    Attributes:
+        value: What the engines are given: ``True`` (httpx's trust store, honouring
+            ``SSL_CERT_FILE``/``SSL_CERT_DIR``), an ``ssl.SSLContext``, or ``False``.
+        key: Its identity in the shared pool's key: connectors that trust differently never share
+            connections (a connection verified against one CA must not serve a connector that
+            trusts another, nor an unverified one serve a verifying one).
+        pinned: The caller's ``SSLContext`` when ``key`` holds its ``id()``; the pool entry keeps
+            it so that id cannot be reused by another context while the entry lives.
+        verifies: Whether server certificates and host names are checked.
+    """
+
+    __slots__ = ("key", "pinned", "value", "verifies")
+
+    def __init__(self, value: ssl.SSLContext | bool, key: Hashable, *, pinned: ssl.SSLContext | None = None,
+                 verifies: bool = True) -> None:
+        self.value = value
+        self.key = key
+        self.pinned = pinned
+        self.verifies = verifies
+
+    @classmethod
+    def coerce(cls, verify: object, *, allow_unverified_tls: bool = False) -> TLSVerify:
+        """Validate ``verify`` (``True``, a CA bundle path, an ``SSLContext``, or ``False``).
+
+        Raises:
+            ConfigurationError: a wrong type, a CA path that does not exist or holds no
+                certificates, or verification turned off without ``allow_unverified_tls=True``.
+        """
+        if verify is True:
+            return DEFAULT_TLS
+        if verify is False:
+            _require_opt_in("verify=False", allow_unverified_tls)
+            return cls(False, "unverified", verifies=False)
+        if isinstance(verify, ssl.SSLContext):
+            # A context that skips the certificate or host name check is verify=False in disguise.
+            verifies = verify.verify_mode != ssl.CERT_NONE and verify.check_hostname
+            if not verifies:
+                _require_opt_in("an ssl.SSLContext that does not check certificates and host names",
+                                allow_unverified_tls)
+            return cls(verify, ("context", id(verify)), pinned=verify, verifies=verifies)
+        if isinstance(verify, (str, os.PathLike)):
+            return cls._ca_bundle(verify)
+        raise ConfigurationError(
+            "verify must be True (the default trust store), the path of a CA bundle, or an ssl.SSLContext; "
+            f"got {type(verify).__name__}")
+
+    @classmethod
+    def _ca_bundle(cls, verify: str | os.PathLike[Any]) -> TLSVerify:
+        raw = os.fspath(verify)
+        if not isinstance(raw, str) or not raw:
+            raise ConfigurationError("verify must be the path of a CA bundle as text, like '/etc/ssl/my-ca.pem'")
+        path = os.path.abspath(os.path.expanduser(raw))
+        if not os.path.exists(path):
+            raise ConfigurationError(
+                f"verify={raw!r}: no CA bundle at {path}. Pass the path of a PEM file (or a directory of "
+                "hashed certificates) holding the CA that signed the server's certificate, or an ssl.SSLContext")
+        try:  # loaded now, so a bad file fails at construction rather than at the first request
+            context = (ssl.create_default_context(capath=path) if os.path.isdir(path)
+                       else ssl.create_default_context(cafile=path))
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise ConfigurationError(
+                f"verify={raw!r}: could not load CA certificates from {path} ({type(exc).__name__}); "
+                "it must hold PEM certificates (-----BEGIN CERTIFICATE-----)") from None
+        # Keyed by path: every connector trusting the same bundle shares one pool.
+        return cls(context, ("ca", path))
+
+
+DEFAULT_TLS = TLSVerify(True, "default")
+_warned_unverified = False
+_warn_lock = threading.Lock()
+
+
+def _require_opt_in(what: str, allowed: bool) -> None:
+    if not allowed:
+        raise ConfigurationError(
+            f"{what} turns TLS certificate verification off, so anyone on the network path could read the API "
+            "key. To trust a private or self-signed CA, pass verify='/path/to/ca.pem' or an ssl.SSLContext; if "
+            "you really mean to skip verification, also pass allow_unverified_tls=True")
+
+
+def warn_unverified(provider: str) -> None:
+    """Warn, once per process, that a connector was built without certificate verification."""
+    global _warned_unverified
+    with _warn_lock:
+        if _warned_unverified:
+            return
+        _warned_unverified = True
+    warnings.warn(f"TLS certificate verification is off for the {provider} connector (allow_unverified_tls=True): "
+                  "its traffic, API key included, can be read or altered on the network path. Pass verify=<CA "
+                  "bundle path or ssl.SSLContext> instead. Shown once per process.", InsecureTLSWarning,
+                  stacklevel=_caller_level())
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` of the first frame outside this package, so the warning names the line that
+    built the connector (through a subclass, ``get_connector`` or a kit alike)."""
+    frame: FrameType | None = sys._getframe(2)  # the frame that called warn_unverified: level 2
+    level = 2
+    while frame is not None and level < 64 and str(frame.f_globals.get("__name__")).startswith("llm_connectors."):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 class _NoCookies(httpx.Cookies):
     """A cookie store that keeps nothing.
 
@@ -104,14 +216,19 @@ class _NoCookies(httpx.Cookies):
         return False
 
 
-def make_client(timeouts: Timeouts, limits: PoolLimits,
-                transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """A pooled client: keep-alive on, redirects off, TLS verified, never ``timeout=None``, no cookies."""
+def make_client(timeouts: Timeouts, limits: PoolLimits, transport: httpx.AsyncBaseTransport | None = None,
+                *, verify: ssl.SSLContext | bool = True) -> httpx.AsyncClient:
+    """A pooled client: keep-alive on, redirects off, TLS verified, never ``timeout=None``, no cookies.
+
+    ``verify`` (``TLSVerify.value``) applies to the connections httpx makes itself, proxied ones
+    included; a ``transport`` brings its own TLS settings.
+    """
     client = httpx.AsyncClient(
         timeout=timeouts.httpx_timeout(),
         limits=limits.httpx_limits(),
         follow_redirects=False,
         transport=transport,
+        verify=verify,
         headers={"user-agent": USER_AGENT},
     )
     client._cookies = _NoCookies()  # httpx wraps anything passed as cookies= in a plain Cookies
@@ -179,23 +296,6 @@ def join_url(base_url: str, path: str) -> str:
     if path.startswith(("http://", "https://")):
         return path
     return base_url.rstrip("/") + "/" + path.lstrip("/")
-
-
-def check_base_url(url: str) -> str:
-    """Validate a configured base URL; return it without a trailing slash."""
-    if not isinstance(url, str):
-        raise ConfigurationError(f"base_url must be a str, got {type(url).__name__}")
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError, ValueError):
-        raise ConfigurationError(f"base_url {url!r} is not a valid URL") from None
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise ConfigurationError(
-            f"base_url {url!r} must be an absolute http:// or https:// URL, like https://api.example.com/v1"
-        )
-    if parsed.userinfo:
-        raise ConfigurationError("base_url must not contain a user name or password; use api_key")
-    return url.rstrip("/")
 
 
 def header_subset(headers: httpx.Headers, prefixes: tuple[str, ...]) -> dict[str, Any]:

@@ -1,9 +1,10 @@
-"""Process-wide HTTP engines, one per (event loop, provider, base URL, engine kind).
+"""Process-wide HTTP engines, one per (event loop, provider, base URL, engine kind, TLS trust).
 
 Connectors to the same endpoint share one engine (and so one connection pool), however many
 chains, registries or ``get_connector`` calls create them. An engine is bound to the event loop
-it was made on, so the loop is part of the key. Reference counts close an engine when its last
-connector closes.
+it was made on, so the loop is part of the key; connectors that verify certificates differently
+(``verify=``) must never share connections, so the trust setting is part of it too. Reference
+counts close an engine when its last connector closes.
 """
 
 from __future__ import annotations
@@ -13,17 +14,18 @@ import threading
 from typing import Any
 
 from ._engine import Engine
-from ._http import PoolLimits, Timeouts
+from ._http import DEFAULT_TLS, PoolLimits, Timeouts, TLSVerify
 from ._transport import make_engine, resolve
 
 
 class _Entry:
-    __slots__ = ("client", "loop", "users")
+    __slots__ = ("client", "loop", "pinned", "users")
 
-    def __init__(self, client: Engine, users: int, loop: object) -> None:
+    def __init__(self, client: Engine, users: int, loop: object, pinned: object = None) -> None:
         self.client = client
         self.users = users
         self.loop = loop  # held so an id() can never be reused by a new loop while the entry lives
+        self.pinned = pinned  # the same for a caller's SSLContext, whose id() is in the key
 
 
 _clients: dict[tuple[Any, ...], _Entry] = {}
@@ -55,18 +57,18 @@ def current_loop_token() -> object:
 
 
 def acquire(provider: str, base_url: str, timeouts: Timeouts, limits: PoolLimits,
-            transport: str = "auto") -> tuple[Engine, tuple[Any, ...]]:
-    """The shared engine for this endpoint, engine kind and loop; the caller must :func:`release` the key.
+            transport: str = "auto", tls: TLSVerify = DEFAULT_TLS) -> tuple[Engine, tuple[Any, ...]]:
+    """The shared engine for this endpoint, engine kind, trust and loop; the caller must :func:`release` the key.
 
     The first connector's pool limits size the shared pool; timeouts are set per request.
     """
     loop = current_loop_token()
     kind = resolve(transport)
-    key = (id(loop), provider, base_url, kind)
+    key = (id(loop), provider, base_url, kind, tls.key)
     with _lock:
         entry = _clients.get(key)
-        if entry is None or entry.client.is_closed or entry.loop is not loop:
-            entry = _clients[key] = _Entry(make_engine(kind, timeouts, limits), 0, loop)
+        if entry is None or entry.client.is_closed or entry.loop is not loop or entry.pinned is not tls.pinned:
+            entry = _clients[key] = _Entry(make_engine(kind, timeouts, limits, tls), 0, loop, tls.pinned)
         entry.users += 1
         return entry.client, key
 

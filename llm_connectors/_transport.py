@@ -43,7 +43,7 @@ from .errors import ConfigurationError
 if TYPE_CHECKING:  # pragma: no cover
     import aiohttp
 
-    from ._http import PoolLimits, Timeouts
+    from ._http import PoolLimits, Timeouts, TLSVerify
 
 __all__ = ["ENV_VAR", "TRANSPORTS", "AiohttpEngine", "AiohttpTransport", "check_choice", "make_engine", "resolve"]
 
@@ -103,15 +103,17 @@ def resolve(choice: str) -> str:
     return "aiohttp" if library == "asyncio" and aiohttp_installed() and not _env_proxies() else "httpx"
 
 
-def make_engine(kind: str, timeouts: Timeouts, limits: PoolLimits) -> Engine:
-    """A pooled engine of ``kind`` (``"httpx"`` or ``"aiohttp"``, from :func:`resolve`)."""
+def make_engine(kind: str, timeouts: Timeouts, limits: PoolLimits, tls: TLSVerify | None = None) -> Engine:
+    """A pooled engine of ``kind`` (``"httpx"`` or ``"aiohttp"``, from :func:`resolve`), verifying
+    certificates as ``tls`` says (``None``: httpx's default trust store), whichever engine it is."""
+    verify = True if tls is None else tls.value
     if kind == "aiohttp":
-        return AiohttpEngine(limits.httpx_limits())
+        return AiohttpEngine(limits.httpx_limits(), verify=verify)
     if _env_proxies():  # httpx's client applies HTTP(S)_PROXY, ALL_PROXY and NO_PROXY; keep all of it
         from ._http import make_client
 
-        return ClientEngine(make_client(timeouts, limits), owned=True, enforces_timeouts=True)
-    return HttpcoreEngine(limits)
+        return ClientEngine(make_client(timeouts, limits, verify=verify), owned=True, enforces_timeouts=True)
+    return HttpcoreEngine(limits, verify=verify)
 
 
 # -- aiohttp ---------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import abc
 import logging
+import os
+import ssl
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -28,7 +30,7 @@ from ._classify import ErrorInfo, classify, parse_error_body, transport_error
 from ._credentials import Credentials, KeySource
 from ._engine import ClientEngine, Engine
 from ._env import settings_from_env
-from ._http import PoolLimits, Timeouts, join_url, make_client
+from ._http import DEFAULT_TLS, PoolLimits, Timeouts, TLSVerify, join_url, make_client, warn_unverified
 from ._messages import has_images, normalize_messages
 from ._secrets import Secret, check_headers
 from ._stats import ProviderStats
@@ -75,7 +77,8 @@ class BaseConnector(abc.ABC):
         default_embedding_model: Embedding model for calls that pass ``model=None``.
         timeout: Seconds for the overall deadline of each call, or a :class:`Timeouts`.
         headers: Extra headers sent with every request (validated now, not at send time).
-        http_client: Your own ``httpx.AsyncClient``; the connector will not close it.
+        http_client: Your own ``httpx.AsyncClient``; the connector will not close it. It keeps its
+            own TLS settings: combining it with a ``verify`` other than ``True`` is refused.
         transport: ``"httpx"``, ``"aiohttp"`` (the ``fast`` extra; asyncio only) or ``"auto"``
             (the default: aiohttp under asyncio when installed, else httpx); or an
             ``httpx.AsyncBaseTransport`` for the connector's own client (tests, proxies).
@@ -99,6 +102,14 @@ class BaseConnector(abc.ABC):
             https is never downgraded). Off by default: a redirect is reported as an error.
         allow_insecure_http: Allow plain ``http`` to a non-loopback host.
         allow_private_network: Allow link-local and cloud-metadata addresses as ``base_url``.
+        verify: How the server's TLS certificate is checked: ``True`` (the default: httpx's trust
+            store, honouring ``SSL_CERT_FILE``/``SSL_CERT_DIR``), the path of a CA bundle (a PEM
+            file, or a directory of hashed certificates; only those CAs are trusted) or an
+            ``ssl.SSLContext``. ``False`` (or a context that skips the checks) is refused unless
+            ``allow_unverified_tls=True``, and then warns once per process
+            (:class:`~llm_connectors.InsecureTLSWarning`). Validated now. Ignored with a
+            ``transport`` object, which brings its own TLS settings.
+        allow_unverified_tls: Confirm ``verify=False``; has no effect otherwise.
     """
 
     #: The declarative description of the provider; every subclass sets it.
@@ -137,6 +148,8 @@ class BaseConnector(abc.ABC):
         follow_redirects: bool = False,
         allow_insecure_http: bool = False,
         allow_private_network: bool = False,
+        verify: bool | str | os.PathLike[str] | ssl.SSLContext = True,
+        allow_unverified_tls: bool = False,
     ) -> None:
         definition = self.definition
         self.provider: str = provider_id or definition.id
@@ -158,6 +171,10 @@ class BaseConnector(abc.ABC):
             )
         self._headers = dict(headers or {})
         check_headers(self._headers)
+        self._tls = TLSVerify.coerce(verify, allow_unverified_tls=allow_unverified_tls)
+        if http_client is not None and self._tls is not DEFAULT_TLS:
+            raise ConfigurationError("verify= configures the connector's own client; with http_client=, set it "
+                                     "on your client instead: httpx.AsyncClient(verify=...)", provider=self.provider)
         self._client = http_client
         self._owns_client = http_client is None
         self._pool_key: tuple[Any, ...] | None = None
@@ -182,6 +199,8 @@ class BaseConnector(abc.ABC):
         origin = httpx.URL(self.base_url)
         self._origin = (origin.scheme, origin.host, origin.port)
         self._credential_header_names = _io.credential_header_names(self)
+        if not self._tls.verifies:  # last, so a connector that failed validation never warns
+            warn_unverified(self.provider)
 
     @classmethod
     def from_env(cls: type[C], environ: Mapping[str, str] | None = None, **kwargs: Any) -> C:
@@ -709,7 +728,7 @@ class BaseConnector(abc.ABC):
             raise ConfigurationError(f"the {self.provider} connector is closed", provider=self.provider)
         elif self._transport is None:  # the usual case: share one pool per endpoint and loop
             engine, self._pool_key = _pool.acquire(self.provider, self.base_url, self.timeouts, self._pool,
-                                                   self._engine)
+                                                   self._engine, self._tls)
         else:
             engine = ClientEngine(make_client(self.timeouts, self._pool, self._transport), owned=True)
         self._client = engine

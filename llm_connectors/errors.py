@@ -265,5 +265,11 @@ class AllProvidersFailedError(LLMConnectorError):
         self.status_code = last.status_code if last else None
 
 
+class InsecureTLSWarning(UserWarning):
+    """Issued once per process when a connector is built with TLS certificate verification off
+    (``verify=False, allow_unverified_tls=True``). A warning, not an error: nothing failed, but any
+    machine on the path can read the key. Not in ``__all__``, which lists the error tree only."""
+
+
 # The builtin is shadowed above on purpose; keep a handle for code in this package.
 BuiltinTimeoutError = builtins.TimeoutError

@@ -38,7 +38,7 @@ PROBE_TTL = 30.0  # seconds a probe result is reused
 # Settings that apply to every member of a chain.
 _SHARED_KEYS = frozenset({"timeout", "headers", "pool", "retry", "circuit_breaker", "rate_limit", "cache",
                           "shared_state", "hooks", "log_payloads", "follow_redirects", "allow_insecure_http",
-                          "allow_private_network", "transport"})
+                          "allow_private_network", "transport", "verify", "allow_unverified_tls"})
 _CONFIG_ALIASES = {"retry_policy": "retry", "rate_limits": "rate_limit", "breaker": "circuit_breaker"}
 _CHAIN_KEYS = frozenset({"primary", "fallbacks", "providers"})
 # Settings that only make sense for one provider.

@@ -7,7 +7,6 @@ measures speed: that is what ``benchmarks/`` is for.
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import socket
 import threading
@@ -15,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import anyio
+import engine_matrix
 import httpx
 import pytest
 
@@ -28,29 +28,12 @@ from llm_connectors.testing import FakeServer, Reply, Request
 from llm_connectors.testing.openai_wire import OpenAIFake, openai_chat_json, openai_sse_events
 
 pytestmark = pytest.mark.anyio
-HAVE_AIOHTTP = importlib.util.find_spec("aiohttp") is not None
-needs_aiohttp = pytest.mark.skipif(not HAVE_AIOHTTP, reason="needs the fast extra (aiohttp)")
+# Every test taking ``engine`` runs on asyncio+httpx, trio+httpx and asyncio+aiohttp.
+combo, anyio_backend, engine = engine_matrix.combo, engine_matrix.anyio_backend, engine_matrix.engine
+needs_aiohttp = engine_matrix.needs_aiohttp
+HAVE_AIOHTTP = engine_matrix.HAVE_AIOHTTP
 USER = [{"role": "user", "content": "Hi"}]
 MODEL = "gpt-4o-mini"
-
-COMBOS = [pytest.param(("asyncio", "httpx"), id="asyncio-httpx"),
-          pytest.param(("trio", "httpx"), id="trio-httpx"),
-          pytest.param(("asyncio", "aiohttp"), id="asyncio-aiohttp", marks=needs_aiohttp)]
-
-
-@pytest.fixture(params=COMBOS)
-def combo(request: pytest.FixtureRequest) -> tuple[str, str]:
-    return request.param  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def anyio_backend(combo: tuple[str, str]) -> str:
-    return combo[0]
-
-
-@pytest.fixture
-def engine(combo: tuple[str, str]) -> str:
-    return combo[1]
 
 
 def connector(url: str, engine: str, **kwargs: Any) -> OpenAIConnector:

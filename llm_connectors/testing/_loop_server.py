@@ -3,11 +3,14 @@
 The base of the test servers (:class:`~llm_connectors.testing.FakeServer`,
 :class:`~llm_connectors.testing.faults.FaultProxy`): tests on any backend, asyncio or trio, talk
 to it over a real socket, and stopping it aborts every open connection so nothing lingers.
+Given an ``ssl.SSLContext`` (a server context, e.g. from ``trustme``) it speaks TLS, still on
+127.0.0.1 only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from types import TracebackType
 from typing import TypeVar
@@ -20,6 +23,9 @@ S = TypeVar("S", bound="LoopServer")
 class LoopServer:
     """Subclasses implement :meth:`handle` for each accepted connection.
 
+    Args:
+        ssl_context: A server-side ``ssl.SSLContext`` to serve TLS (``https://`` URLs); ``None``: plain TCP.
+
     Attributes:
         port: The bound port (0 until started).
         open_connections: Connections currently open.
@@ -27,7 +33,8 @@ class LoopServer:
 
     thread_name = "loop-server"
 
-    def __init__(self) -> None:
+    def __init__(self, *, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.ssl_context = ssl_context
         self.port = 0
         self.open_connections = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -37,7 +44,8 @@ class LoopServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "http" if self.ssl_context is None else "https"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         raise NotImplementedError  # pragma: no cover - every server defines it
@@ -84,7 +92,8 @@ class LoopServer:
     def _run(self) -> None:
         loop = self._loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
-        server = loop.run_until_complete(asyncio.start_server(self._accept, "127.0.0.1", 0, backlog=1024))
+        server = loop.run_until_complete(asyncio.start_server(self._accept, "127.0.0.1", 0, backlog=1024,
+                                                              ssl=self.ssl_context))
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
         try:

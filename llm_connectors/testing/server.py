@@ -16,10 +16,13 @@ import asyncio
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from ._loop_server import LoopServer
+
+if TYPE_CHECKING:  # pragma: no cover
+    import ssl
 
 __all__ = ["FakeServer", "Reply", "Request"]
 
@@ -88,17 +91,18 @@ class FakeServer(LoopServer):
 
     Args:
         handler: Called for every request (on the server's thread); returns a :class:`Reply`.
+        ssl_context: A server-side ``ssl.SSLContext`` (e.g. ``trustme``'s) to serve https.
 
     Attributes:
         requests: Every request received, in order.
-        url: ``http://127.0.0.1:<port>``.
+        url: ``http://127.0.0.1:<port>`` (``https://`` with ``ssl_context``).
         open_connections: Connections currently open (to check that clients close them).
     """
 
     thread_name = "fake-provider"
 
-    def __init__(self, handler: Handler) -> None:
-        super().__init__()
+    def __init__(self, handler: Handler, *, ssl_context: ssl.SSLContext | None = None) -> None:
+        super().__init__(ssl_context=ssl_context)
         self.handler = handler
         self.requests: list[Request] = []
         self.total_connections = 0
