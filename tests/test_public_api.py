@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import llm_connectors as lc
 
 
@@ -50,6 +52,23 @@ def test_a_connector_loads_no_optional_or_resilience_library_until_used() -> Non
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == ""
+
+
+def test_a_breaker_does_not_load_the_redis_client() -> None:
+    """pybreaker would import redis (and OpenTelemetry's SDK through it) when installed: ~100 ms and
+    12 MiB. The first breaker hides it while pybreaker loads; shared state can still import it."""
+    code = (
+        "import sys\n"
+        "from llm_connectors.connectors.openai import OpenAIConnector\n"
+        "conn = OpenAIConnector(api_key='sk-test', transport='httpx')\n"
+        "assert conn._resilience.breaker is not None and 'pybreaker' in sys.modules\n"
+        "print('redis' in sys.modules, 'opentelemetry' in sys.modules)\n"
+        "import redis\n"
+        "print(redis.Redis is not None)\n"
+    )
+    pytest.importorskip("redis")  # without it there is nothing to hide
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False", "True"]
 
 
 def test_unknown_attribute() -> None:

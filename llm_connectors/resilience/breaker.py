@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -41,11 +42,39 @@ def _not_a_health_failure(error: BaseException) -> bool:
     return not (isinstance(error, LLMConnectorError) and error.breaker_failure)
 
 
+def _load_pybreaker() -> None:
+    """Import pybreaker without the Redis client it would otherwise load (callers then ``import
+    pybreaker``, a plain lookup from then on).
+
+    pybreaker imports ``redis`` at import time, when installed, only to offer a Redis storage we
+    never use (shared state has its own, see ``shared.py``); recent redis clients import
+    OpenTelemetry's SDK in turn: about 100 ms and 12 MiB for every process with redis installed.
+    Unless the application has imported redis already, ``redis`` is hidden while pybreaker loads
+    (pybreaker then just disables its Redis storage). The global import lock is held meanwhile, so
+    no other thread can import redis and find it hidden.
+    """
+    if "pybreaker" in sys.modules:
+        return
+    import _imp
+
+    _imp.acquire_lock()
+    try:
+        if "redis" in sys.modules:  # already paid for by the application
+            import pybreaker
+        else:
+            sys.modules["redis"] = None  # type: ignore[assignment]  # makes "import redis" fail
+            try:
+                import pybreaker  # noqa: F401
+            finally:
+                del sys.modules["redis"]
+    finally:
+        _imp.release_lock()
+
+
 @cache
 def _listener_class() -> Callable[[Breaker], pybreaker.CircuitBreakerListener]:
-    """pybreaker is imported with the first breaker, not with this module: it imports redis (and,
-    through it, OpenTelemetry) when they are installed, a tenth of a second nobody should pay at
-    ``import llm_connectors``."""
+    """pybreaker is imported with the first breaker, not with this module (see _load_pybreaker)."""
+    _load_pybreaker()
     import pybreaker
 
     class _Listener(pybreaker.CircuitBreakerListener):
@@ -80,7 +109,9 @@ class Breaker:
         self.config = config
         self.transitions: Counter[str] = Counter()
         self.on_change: list[Callable[[str, str], None]] = []
+        _load_pybreaker()
         import pybreaker
+
 
         self._breaker = pybreaker.CircuitBreaker(
             fail_max=config.failure_threshold,
