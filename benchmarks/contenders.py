@@ -14,6 +14,7 @@ first content chunk), ``embed(inputs)`` → the vectors, and ``close()``. Import
 
 from __future__ import annotations
 
+import abc
 import base64
 import json
 import time
@@ -32,24 +33,24 @@ MAX_CONNECTIONS = 100  # the same pool size for every contender that lets us cho
 MAX_IDLE = 20  # httpx's default idle (keep-alive) pool, which ours keeps too (PoolLimits)
 
 
-class Contender:
+class Contender(abc.ABC):
     name = "?"
     providers: tuple[str, ...] = ("openai", "claude", "ollama")
 
-    async def open(self, base_url: str, provider: str) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def open(self, base_url: str, provider: str) -> None: ...
 
-    async def chat(self) -> str:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def chat(self) -> str: ...
 
-    async def stream(self) -> tuple[str, float | None]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def stream(self) -> tuple[str, float | None]: ...
 
-    async def embed(self, inputs: list[str]) -> list[list[float]]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def embed(self, inputs: list[str]) -> list[list[float]]: ...
 
-    async def close(self) -> None:
-        pass
+    async def close(self) -> None:  # most contenders have nothing to close
+        return None
 
 
 class Ours(Contender):

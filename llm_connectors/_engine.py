@@ -20,6 +20,7 @@ every engine puts the same headers on the wire, in the same order (tests/test_tr
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -73,7 +74,7 @@ def target_url(url: str, params: Mapping[str, str] | None) -> httpx.URL:
     return httpx.URL(url) if params is None else httpx.URL(url, params=params)
 
 
-class EngineResponse:
+class EngineResponse(abc.ABC):
     """An open response: status and headers read, body not yet (or only by a mock).
 
     ``read()`` returns the body piece by piece as it arrives, still content-encoded, and ``b""``
@@ -85,33 +86,35 @@ class EngineResponse:
 
     status: int
 
+    @abc.abstractmethod
     def header(self, name: str) -> str | None:
         """One response header by its lower-case name (repeated headers joined with ``", "``)."""
-        raise NotImplementedError
 
     @property
+    @abc.abstractmethod
     def headers(self) -> httpx.Headers:
         """Every header, case-insensitive, with ``httpx.Headers`` semantics (off the hot path)."""
-        raise NotImplementedError
 
     def in_memory(self) -> bytes | None:
         """The body, already read and decoded, when a client read it into memory (a mock
         transport, a caller's client); ``None`` when it is still to be read with :meth:`read`."""
         return None
 
+    @abc.abstractmethod
     async def read(self) -> bytes:
-        raise NotImplementedError
+        """The next piece of the body as it arrived (still content-encoded); ``b""`` at its end."""
 
     def at_end(self) -> bool:
         """Whether the body has been read to its end already, so that another :meth:`read` would
         only return ``b""`` (a hint that saves that read; ``False`` is always a correct answer)."""
         return False
 
+    @abc.abstractmethod
     async def aclose(self) -> None:
-        raise NotImplementedError
+        """Return the connection to the pool (body read to its end) or discard it."""
 
 
-class Engine:
+class Engine(abc.ABC):
     """Sends requests for the connectors that share it (a pool entry, or one connector's client)."""
 
     __slots__ = ()
@@ -124,16 +127,18 @@ class Engine:
     enforces_timeouts = True
 
     @property
+    @abc.abstractmethod
     def is_closed(self) -> bool:
-        raise NotImplementedError
+        """Whether :meth:`aclose` has run (a pool entry is then replaced)."""
 
+    @abc.abstractmethod
     async def send(self, method: str, url: str, params: Mapping[str, str] | None, headers: Mapping[str, str],
                    content: bytes | None, timeouts: Timeouts) -> EngineResponse:
         """Send one request (no redirects followed); the response is open, its body unread."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def aclose(self) -> None:
-        raise NotImplementedError
+        """Close the pool (or the client, when the engine owns it)."""
 
 
 # -- any httpx client, through httpx's public API ------------------------------------------------

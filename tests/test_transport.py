@@ -599,6 +599,25 @@ async def test_engine_failures_are_httpx_exceptions(engine: str, silent_port: in
         await candidate.aclose()
 
 
+def test_an_engine_must_implement_the_whole_interface() -> None:
+    """The seam is abstract: an engine or response missing a method fails when made, not mid-call."""
+    from llm_connectors._engine import EngineResponse
+
+    class HalfEngine(Engine):
+        @property
+        def is_closed(self) -> bool:
+            return False
+
+    class HalfResponse(EngineResponse):
+        async def read(self) -> bytes:
+            return b""
+
+    with pytest.raises(TypeError, match="aclose"):
+        HalfEngine()  # type: ignore[abstract]
+    with pytest.raises(TypeError, match="header"):
+        HalfResponse()  # type: ignore[abstract]
+
+
 def test_httpcore_errors_map_like_httpx() -> None:
     import httpcore
     from httpx._transports.default import map_httpcore_exceptions
