@@ -30,7 +30,7 @@ def llama_server() -> Iterator[str]:
     if given:
         yield given.rstrip("/")
         return
-    from llm_connectors.connectors.default_model import default_model_path
+    from llm_connectors.local.default_model import default_model_path
 
     model = os.environ.get("LLM_CONNECTORS_LOCAL_MODEL") or default_model_path()
     if model is None:

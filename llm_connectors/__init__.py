@@ -23,10 +23,6 @@ logging.getLogger("llm_connectors").addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
     from . import errors
-    from ._classify import ErrorInfo, parse_error_body
-    from ._framing import SSEEvent
-    from ._http import PoolLimits, Timeouts
-    from ._json import decode_json
     from ._secrets import Secret
     from .base import BaseConnector
     from .definition import AuthSpec, Capability, ParameterDefinition, ServiceDefinition
@@ -56,6 +52,7 @@ if TYPE_CHECKING:
     from .factory import ConnectorHandle, get_connector
     from .fallback import FallbackConnector
     from .hooks import HookContext, Hooks
+    from .http.settings import PoolLimits, Timeouts
     from .pricing import Price, estimate_cost, set_price
     from .registry import (
         describe,
@@ -78,6 +75,9 @@ if TYPE_CHECKING:
         ToolCall,
         Usage,
     )
+    from .wire.classify import ErrorInfo, parse_error_body
+    from .wire.framing import SSEEvent
+    from .wire.jsonio import decode_json
 
 # public name -> defining module (relative); loaded by __getattr__ on first access.
 _LAZY: dict[str, str] = {
@@ -99,7 +99,7 @@ _LAZY: dict[str, str] = {
     "ContextWindowExceededError": ".errors",
     "EmbeddingRequest": ".requests",
     "EmbeddingResponse": ".types",
-    "ErrorInfo": "._classify",
+    "ErrorInfo": ".wire.classify",
     "FallbackConnector": ".fallback",
     "HTTPRequest": ".requests",
     "HookContext": ".hooks",
@@ -116,7 +116,7 @@ _LAZY: dict[str, str] = {
     "OverloadedError": ".errors",
     "ParameterDefinition": ".definition",
     "PermissionDeniedError": ".errors",
-    "PoolLimits": "._http",
+    "PoolLimits": ".http.settings",
     "Price": ".pricing",
     "ProtocolError": ".errors",
     "ProviderError": ".errors",
@@ -125,22 +125,22 @@ _LAZY: dict[str, str] = {
     "RateLimitError": ".errors",
     "ReasoningBlock": ".types",
     "RetryPolicy": ".resilience.config",
-    "SSEEvent": "._framing",
+    "SSEEvent": ".wire.framing",
     "Secret": "._secrets",
     "ServiceDefinition": ".definition",
     "SharedState": ".resilience.shared",
     "StreamDecoder": ".stream",
     "StreamInterruptedError": ".errors",
     "TimeoutError": ".errors",
-    "Timeouts": "._http",
+    "Timeouts": ".http.settings",
     "ToolCall": ".types",
     "UnsupportedCapabilityError": ".errors",
     "Usage": ".types",
-    "decode_json": "._json",
+    "decode_json": ".wire.jsonio",
     "describe": ".registry",
     "estimate_cost": ".pricing",
     "get_connector": ".factory",
-    "parse_error_body": "._classify",
+    "parse_error_body": ".wire.classify",
     "provider_ids": ".registry",
     "register_connector": ".registry",
     "register_openai_compatible": ".registry",

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import anyio
 
 from .errors import InvalidRequestError, LLMConnectorError
 from .types import ChatResponse, MessageInput
 
-if TYPE_CHECKING:
-    from .base import BaseConnector
-    from .fallback import FallbackConnector
+
+class ChatCaller(Protocol):
+    """Anything with ``generate_chat``: a connector or a fallback chain."""
+
+    async def generate_chat(self, model: str | None = None, messages: Any = (), **options: Any) -> ChatResponse: ...
 
 __all__ = ["BatchItem", "BatchResult", "ProgressCallback", "run_chat_batch"]
 
@@ -34,7 +36,7 @@ def _split(item: BatchItem, index: int) -> tuple[str | None, Any, dict[str, Any]
     return None, item, {}
 
 
-async def run_chat_batch(conn: BaseConnector | FallbackConnector, items: Sequence[BatchItem], *,
+async def run_chat_batch(conn: ChatCaller, items: Sequence[BatchItem], *,
                          concurrency: int = 4, on_progress: ProgressCallback | None = None) -> list[BatchResult]:
     """Run ``items`` through ``conn.generate_chat``, at most ``concurrency`` at a time."""
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:

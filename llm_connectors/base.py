@@ -23,19 +23,9 @@ from typing import Any, ClassVar, Literal, TypeVar
 import anyio
 import httpx
 
-from . import _io, _json, _pool
 from ._batch import BatchItem, BatchResult, ProgressCallback, run_chat_batch
-from ._calls import CURRENT_CALL, CallRecord
-from ._classify import ErrorInfo, classify, parse_error_body, transport_error
-from ._credentials import Credentials, KeySource
-from ._engine import ClientEngine, Engine
 from ._env import settings_from_env
-from ._http import DEFAULT_TLS, PoolLimits, Timeouts, TLSVerify, join_url, make_client, warn_unverified
-from ._messages import has_images, normalize_messages
 from ._secrets import Secret, check_headers
-from ._stats import ProviderStats
-from ._transport import check_choice
-from ._urls import check_base_url
 from .definition import RESERVED_OPTIONS, Capability, ServiceDefinition
 from .errors import (
     BuiltinTimeoutError,
@@ -46,11 +36,24 @@ from .errors import (
     UnsupportedCapabilityError,
 )
 from .hooks import Hooks, Operation
+from .http import pool as _pool
+from .http import sender as _io
+from .http.credentials import Credentials, KeySource
+from .http.engine_choice import check_choice
+from .http.engines import ClientEngine, Engine
+from .http.settings import DEFAULT_TLS, PoolLimits, Timeouts, TLSVerify, join_url, make_client, warn_unverified
+from .http.urls import check_base_url
+from .ids import check_provider_ids, is_provider_id
+from .observe.calls import CURRENT_CALL, CallRecord
+from .observe.stats import ProviderStats
 from .requests import ChatRequest, EmbeddingRequest, HTTPRequest
 from .resilience.cache import ResponseCache, cache_key, shared_cache
 from .resilience.pipeline import Resilience
 from .stream import ChatStream, OpenStream, StreamDecoder
 from .types import ChatResponse, EmbeddingResponse, MessageInput, ModelInfo, Usage
+from .wire import jsonio as _json
+from .wire.classify import ErrorInfo, classify, parse_error_body, transport_error
+from .wire.messages import has_images, normalize_messages
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
@@ -505,8 +508,6 @@ class BaseConnector(abc.ABC):
             raise InvalidRequestError(
                 "provider_options must be a dict keyed by provider id, like {'ollama': {'keep_alive': '5m'}}",
                 provider=self.provider)
-        from .registry import check_provider_ids
-
         check_provider_ids(value.keys(), what="provider_options")
         mine = None
         for key in (self.provider, self.definition.id, *self.definition.aliases):
@@ -532,8 +533,6 @@ class BaseConnector(abc.ABC):
             stripped = self._strip_prefix(model)
             if stripped is model:
                 prefix, sep, _ = model.partition(":")
-                from .registry import is_provider_id
-
                 if sep and is_provider_id(prefix):
                     raise InvalidRequestError(
                         f"model {model!r} is routed to provider {prefix!r}, but this connector is "

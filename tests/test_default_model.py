@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from llm_connectors import cli
-from llm_connectors.connectors import default_model as dm
 from llm_connectors.errors import ConfigurationError
+from llm_connectors.local import default_model as dm
 
 PAYLOAD = b"GGUF" + bytes(range(256)) * 40
 

@@ -35,7 +35,7 @@ def run(script: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def local_model() -> None:
-    from llm_connectors.connectors.default_model import default_model_path
+    from llm_connectors.local.default_model import default_model_path
 
     missing = [name for name in ("llama_cpp",) if importlib.util.find_spec(name) is None]
     missing += [] if default_model_path() else ["the default model (llm-connectors fetch-model)"]

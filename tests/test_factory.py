@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 import llm_connectors as lc
-from llm_connectors import factory, registry
+from llm_connectors import factory, ids, registry
 from llm_connectors.testing import FakeServer
 from llm_connectors.testing.openai_wire import OpenAIFake
 
@@ -191,7 +191,8 @@ def test_plugin_discovered_by_entry_point(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_plugin_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(make_plugin(tmp_path)))
-    monkeypatch.setattr(registry, "_PLUGIN_NAMES", None)
+    monkeypatch.setattr(ids, "_plugin_names", None)
     cls = registry.connector_class("tinyplug")
     assert cls.__name__ == "TinyConnector" and lc.describe("tinyplug")["name"] == "Tiny plugin"
     registry._REGISTERED.pop("tinyplug", None)
+    ids.REGISTERED_IDS.discard("tinyplug")

@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 import llm_connectors as lc
-from llm_connectors import _pool
+from llm_connectors.http import pool as _pool
 from llm_connectors.testing import FakeServer, Reply
 from llm_connectors.testing.openai_wire import OpenAIFake, OpenAIWireKit
 

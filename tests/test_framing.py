@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llm_connectors._framing import NDJSONDecoder, SSEDecoder, SSEEvent
 from llm_connectors.errors import ProtocolError
+from llm_connectors.wire.framing import NDJSONDecoder, SSEDecoder, SSEEvent
 
 PROPERTY = settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

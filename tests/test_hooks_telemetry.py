@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import llm_connectors as lc
-from llm_connectors._telemetry import telemetry
+from llm_connectors.observe.telemetry import telemetry
 from llm_connectors.testing import FakeServer
 from llm_connectors.testing.kit import ScriptedHandler
 from llm_connectors.testing.openai_wire import OpenAIFake, OpenAIWireKit
@@ -135,7 +135,7 @@ async def test_failed_call_and_fallback_spans(otel: tuple[InMemorySpanExporter, 
 
 def test_zero_cost_without_opentelemetry() -> None:
     code = ("import sys; sys.modules['opentelemetry'] = None\n"
-            "import llm_connectors._telemetry as t; print(t.telemetry.enabled)\n"
+            "import llm_connectors.observe.telemetry as t; print(t.telemetry.enabled)\n"
             "import llm_connectors as lc; lc.Message; print('opentelemetry.trace' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]

@@ -9,9 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llm_connectors import errors as e
-from llm_connectors._classify import ErrorInfo, classify, parse_error_body
-from llm_connectors._http import Timeouts, parse_retry_after, should_retry_header
-from llm_connectors._urls import check_base_url
+from llm_connectors.http.settings import Timeouts
+from llm_connectors.http.urls import check_base_url
+from llm_connectors.wire.classify import ErrorInfo, classify, parse_error_body
+from llm_connectors.wire.headers import parse_retry_after, should_retry_header
 
 NOW = 1_800_000_000.0
 

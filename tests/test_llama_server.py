@@ -25,8 +25,8 @@ import httpx
 import pytest
 
 import llm_connectors as lc
-from llm_connectors.connectors.default_model import default_model_path
-from llm_connectors.connectors.local_runtime import MODEL_ENV
+from llm_connectors.local.default_model import default_model_path
+from llm_connectors.local.runtime import MODEL_ENV
 
 pytestmark = [pytest.mark.anyio, pytest.mark.local_model]
 

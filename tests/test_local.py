@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 import llm_connectors as lc
-from llm_connectors.connectors import local_runtime as rt
-from llm_connectors.connectors.default_model import default_model_path
+from llm_connectors.local import runtime as rt
+from llm_connectors.local.default_model import default_model_path
 
 pytestmark = pytest.mark.anyio
 

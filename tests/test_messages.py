@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from llm_connectors._messages import normalize_messages
 from llm_connectors.errors import InvalidRequestError
 from llm_connectors.types import Message, ReasoningBlock, ToolCall
+from llm_connectors.wire.messages import normalize_messages
 
 
 def norm(messages: object) -> tuple[Message, ...]:

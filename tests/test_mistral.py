@@ -17,7 +17,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import llm_connectors as lc
-from llm_connectors._framing import SSEDecoder
 from llm_connectors.connectors.mistral import MistralConnector, mistral_tool_call_id
 from llm_connectors.errors import (
     AuthenticationError,
@@ -36,6 +35,7 @@ from llm_connectors.testing import FakeServer
 from llm_connectors.testing.kit import TEST_KEY
 from llm_connectors.testing.mistral_wire import MistralFake, MistralWireKit
 from llm_connectors.types import ChatChunk, ChatResponse, ReasoningBlock, ToolCall, Usage
+from llm_connectors.wire.framing import SSEDecoder
 
 pytestmark = pytest.mark.anyio
 

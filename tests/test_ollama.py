@@ -15,7 +15,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import llm_connectors as lc
-from llm_connectors._framing import NDJSONDecoder
 from llm_connectors.connectors.ollama import OllamaConnector, normalize_done_reason, parse_ollama_host
 from llm_connectors.errors import (
     AuthenticationError,
@@ -34,6 +33,7 @@ from llm_connectors.errors import (
 from llm_connectors.testing import FakeServer
 from llm_connectors.testing.ollama_wire import BUSY, OllamaFake, OllamaWireKit
 from llm_connectors.types import ChatChunk, ChatResponse, ToolCall, Usage
+from llm_connectors.wire.framing import NDJSONDecoder
 
 pytestmark = pytest.mark.anyio
 

@@ -32,7 +32,7 @@ DISTRIBUTION_OF = {"llama_cpp": "llama-cpp-python", "opentelemetry": "openteleme
 # Imports a caller's own environment provides, each allowed only in the modules named, and why.
 CALLER_PROVIDED = {
     # Only reached when the caller's code already runs under trio (so trio is installed).
-    "trio": {"_io.py", "_pool.py"},
+    "trio": {"_asynclib.py", "http/sender.py"},
     # Only imported once trio is imported; trio depends on sniffio.
     "sniffio": {"_asynclib.py"},
 }

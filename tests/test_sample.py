@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 import llm_connectors as lc
 from llm_connectors import errors as e
-from llm_connectors._framing import SSEDecoder
 from llm_connectors.connectors.sample import MEGACHAT, SampleConnector
 from llm_connectors.requests import ChatRequest
 from llm_connectors.testing import FakeServer, Reply
@@ -25,6 +24,7 @@ from llm_connectors.testing.sample_wire import (
     megachat_stream,
 )
 from llm_connectors.types import ChatResponse, ToolCall, Usage
+from llm_connectors.wire.framing import SSEDecoder
 
 pytestmark = pytest.mark.anyio
 

@@ -16,8 +16,8 @@ import pytest
 import respx
 
 import llm_connectors as lc
-from llm_connectors._urls import check_base_url
 from llm_connectors.connectors.openai import OpenAIConnector
+from llm_connectors.http.urls import check_base_url
 from llm_connectors.testing import FakeServer, Reply
 from llm_connectors.testing.kit import TEST_KEY, ScriptedHandler
 from llm_connectors.testing.openai_wire import OpenAIFake, OpenAIWireKit, openai_chat_json

@@ -77,8 +77,11 @@ def test_ctrl_c_ends_the_script_and_its_request() -> None:
     clean = {k: v for k, v in os.environ.items() if k not in CLEARED}
     with FakeServer(stall) as server:
         env = {**clean, "OPENAI_API_KEY": "sk-local", "OPENAI_BASE_URL": server.url + "/v1"}
+        # A shell's background job (nohup, `&`, some CI runners) starts with SIGINT ignored, and a
+        # Python started that way keeps ignoring it; the child gets a terminal's default instead.
         proc = subprocess.Popen([sys.executable, str(SCRIPT)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env=env)
+                                text=True, env=env,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             deadline = time.monotonic() + 30
             while not server.requests and time.monotonic() < deadline and proc.poll() is None:

@@ -20,13 +20,13 @@ import pytest
 import trustme
 
 import llm_connectors as lc
-from llm_connectors import _http
-from llm_connectors._classify import TLS_VERIFY_FAILED
-from llm_connectors._engine import ClientEngine
 from llm_connectors.errors import InsecureTLSWarning
+from llm_connectors.http import settings as _http
+from llm_connectors.http.engines import ClientEngine
 from llm_connectors.testing import FakeServer
 from llm_connectors.testing.kit import TEST_KEY
 from llm_connectors.testing.openai_wire import OpenAIFake, OpenAIWireKit
+from llm_connectors.wire.classify import TLS_VERIFY_FAILED
 
 pytestmark = pytest.mark.anyio
 # Every test taking ``engine`` runs on asyncio+httpx, trio+httpx and asyncio+aiohttp.

@@ -19,13 +19,14 @@ import httpx
 import pytest
 
 import llm_connectors as lc
-from llm_connectors import _pool, _transport
-from llm_connectors._classify import transport_error
-from llm_connectors._engine import ClientEngine, Engine, HttpcoreEngine, map_httpcore_error
-from llm_connectors._http import PoolLimits, Timeouts, make_client
 from llm_connectors.connectors.openai import OpenAIConnector
+from llm_connectors.http import engine_choice as _transport
+from llm_connectors.http import pool as _pool
+from llm_connectors.http.engines import ClientEngine, Engine, HttpcoreEngine, map_httpcore_error
+from llm_connectors.http.settings import PoolLimits, Timeouts, make_client
 from llm_connectors.testing import FakeServer, Reply, Request
 from llm_connectors.testing.openai_wire import OpenAIFake, openai_chat_json, openai_sse_events
+from llm_connectors.wire.classify import transport_error
 
 pytestmark = pytest.mark.anyio
 # Every test taking ``engine`` runs on asyncio+httpx, trio+httpx and asyncio+aiohttp.
@@ -601,7 +602,7 @@ async def test_engine_failures_are_httpx_exceptions(engine: str, silent_port: in
 
 def test_an_engine_must_implement_the_whole_interface() -> None:
     """The seam is abstract: an engine or response missing a method fails when made, not mid-call."""
-    from llm_connectors._engine import EngineResponse
+    from llm_connectors.http.engines import EngineResponse
 
     class HalfEngine(Engine):
         @property

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from llm_connectors._transport import ENV_VAR, aiohttp_installed
+from llm_connectors.http.engine_choice import ENV_VAR, aiohttp_installed
 
 #: Suites that talk to real loopback servers through a connector's pooled client.
 DUAL_MODULES = frozenset({

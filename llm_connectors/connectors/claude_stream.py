@@ -12,11 +12,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import _json
-from .._framing import SSEEvent
 from ..errors import LLMConnectorError, ProtocolError
 from ..stream import StreamDecoder
 from ..types import ChatChunk, ReasoningBlock, ToolCall, Usage
+from ..wire import jsonio as _json
+from ..wire.framing import SSEEvent
 
 __all__ = [
     "ClaudeStreamDecoder",

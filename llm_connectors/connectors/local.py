@@ -6,7 +6,7 @@ once into a cache; :mod:`.default_model`). Point ``LLM_CONNECTORS_LOCAL_MODEL`` 
 ``.gguf`` file (or a folder of them).
 
 The connector speaks the OpenAI dialect to an in-process transport
-(:mod:`~llm_connectors.connectors.local_runtime`), so it is a translator like every other:
+(:mod:`~llm_connectors.local.runtime`), so it is a translator like every other:
 same types, errors, stats, retries, breakers and fallbacks. What the runtime adds:
 
 - generation on a worker thread, one request at a time per loaded model, handed to the event
@@ -30,13 +30,7 @@ from typing import Any, ClassVar
 from .._env import local_model_path, settings_from_env
 from ..definition import AuthSpec, Capability, ParameterDefinition, ServiceDefinition, common_parameters
 from ..errors import ConfigurationError, InvalidRequestError
-from .local_runtime import (
-    IN_PROCESS_URL,
-    LocalRuntime,
-    LocalTransport,
-    RuntimeSettings,
-    runtime_installed,
-)
+from ..local.runtime import IN_PROCESS_URL, LocalRuntime, LocalTransport, RuntimeSettings, runtime_installed
 from .openai_compat import OpenAICompatibleConnector
 
 __all__ = ["LOCAL", "LocalConnector"]

@@ -27,14 +27,14 @@ from typing import Any, ClassVar
 
 import httpx
 
-from .. import _json
-from .._classify import ErrorInfo
-from .._framing import SSEEvent
 from ..definition import AuthSpec, Capability, ParameterDefinition, ServiceDefinition, common_parameters
 from ..errors import InvalidRequestError, LLMConnectorError, OverloadedError, RateLimitError
 from ..requests import ChatRequest, EmbeddingRequest, HTTPRequest
 from ..stream import StreamDecoder
 from ..types import ChatChunk, ChatResponse, Message, MessageInput, ReasoningBlock, ToolCall
+from ..wire import jsonio as _json
+from ..wire.classify import ErrorInfo
+from ..wire.framing import SSEEvent
 from .openai_compat import OpenAICompatibleConnector, OpenAIStreamDecoder
 
 __all__ = ["MISTRAL", "MistralConnector", "MistralStreamDecoder", "mistral_tool_call_id"]

@@ -28,9 +28,7 @@ from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import unquote_to_bytes
 
-from .._classify import ErrorInfo, parse_error_body
 from .._env import settings_from_env
-from .._messages import text_of, tool_result_text
 from ..base import BaseConnector
 from ..definition import (
     AuthSpec,
@@ -61,6 +59,8 @@ from ..types import (
     ToolCall,
     Usage,
 )
+from ..wire.classify import ErrorInfo, parse_error_body
+from ..wire.messages import text_of, tool_result_text
 
 __all__ = ["OLLAMA", "OllamaConnector", "OllamaStreamDecoder", "parse_ollama_host"]
 

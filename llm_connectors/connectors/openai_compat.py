@@ -13,15 +13,15 @@ from array import array
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-from .. import _json
-from .._framing import SSEEvent
-from .._messages import tool_result_text
 from ..base import BaseConnector
 from ..definition import AuthSpec, Capability, ServiceDefinition, common_parameters
 from ..errors import ProtocolError
 from ..requests import ChatRequest, EmbeddingRequest, HTTPRequest
 from ..stream import StreamDecoder
 from ..types import ChatChunk, ChatResponse, EmbeddingResponse, Message, ModelInfo, ReasoningBlock, ToolCall, Usage
+from ..wire import jsonio as _json
+from ..wire.framing import SSEEvent
+from ..wire.messages import tool_result_text
 
 __all__ = [
     "OpenAICompatibleConnector",

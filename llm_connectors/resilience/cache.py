@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
-from .._pool import current_loop_token
+from .._asynclib import current_loop_token
 from ..errors import ConfigurationError
 from ..types import ChatResponse, EmbeddingResponse
 from . import cache_codec

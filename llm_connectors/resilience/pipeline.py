@@ -24,7 +24,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._pool import current_loop_token
+from .._asynclib import current_loop_token
 from ..errors import LLMConnectorError, RateLimitError
 from ..requests import ChatRequest, EmbeddingRequest
 from ..stream import OpenStream
@@ -35,7 +35,7 @@ from .ratelimit import Cooldown, Permit, RateLimiter
 from .retry import RetryBudget, call_with_retries
 
 if TYPE_CHECKING:
-    from .._stats import ProviderStats
+    from ..observe.stats import ProviderStats
     from .shared import SharedState
     from .shared_breaker import SharedBreaker
 

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
-from .._pool import current_loop_token
+from .._asynclib import current_loop_token
 from ..errors import ConfigurationError
 from . import redis_scripts
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import zlib
 
-from .errors import ProtocolError
+from ..errors import ProtocolError
 
 __all__ = ["ACCEPT_ENCODING", "BoundedDecoder"]
 

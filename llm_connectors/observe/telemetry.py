@@ -12,8 +12,8 @@ import importlib.util
 from collections.abc import Mapping
 from typing import Any
 
-from ._version import __version__
-from .types import Usage
+from .._version import __version__
+from ..types import Usage
 
 __all__ = ["Telemetry", "telemetry"]
 

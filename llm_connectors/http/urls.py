@@ -20,7 +20,7 @@ import socket
 
 import httpx
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 
 __all__ = ["check_base_url"]
 

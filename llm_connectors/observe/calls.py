@@ -10,14 +10,14 @@ import contextvars
 import time
 from typing import TYPE_CHECKING, Any
 
-from ._telemetry import telemetry
-from .hooks import HookContext, Hooks, Operation, run_hook
-from .pricing import estimate_cost
-from .requests import ChatRequest, EmbeddingRequest
-from .types import ChatResponse, EmbeddingResponse, Usage
+from ..hooks import HookContext, Hooks, Operation, run_hook
+from ..pricing import estimate_cost
+from ..requests import ChatRequest, EmbeddingRequest
+from ..types import ChatResponse, EmbeddingResponse, Usage
+from .telemetry import telemetry
 
 if TYPE_CHECKING:
-    from ._stats import ProviderStats
+    from .stats import ProviderStats
 
 __all__ = ["CURRENT_CALL", "CallRecord"]
 

@@ -6,8 +6,8 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .errors import InvalidRequestError
-from .types import ContentPart, Message, MessageInput, ReasoningBlock, ToolCall
+from ..errors import InvalidRequestError
+from ..types import ContentPart, Message, MessageInput, ReasoningBlock, ToolCall
 
 _ROLES = ("system", "user", "assistant", "tool")
 

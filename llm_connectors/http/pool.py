@@ -12,10 +12,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from ._asynclib import current_async_library
-from ._engine import Engine
-from ._http import DEFAULT_TLS, PoolLimits, Timeouts, TLSVerify
-from ._transport import make_engine, resolve
+from .._asynclib import current_loop_token
+from .engine_choice import make_engine, resolve
+from .engines import Engine
+from .settings import DEFAULT_TLS, PoolLimits, Timeouts, TLSVerify
 
 
 class _Entry:
@@ -30,21 +30,6 @@ class _Entry:
 
 _clients: dict[tuple[Any, ...], _Entry] = {}
 _lock = threading.Lock()
-
-
-def current_loop_token() -> object:
-    """An object identifying the running event loop (asyncio loop or trio run).
-
-    Called a few times per call (the limiter and cooldown tables are per loop), so plain asyncio
-    is answered by :func:`current_async_library`'s look-up without probing further.
-    """
-    if current_async_library() == "trio":
-        import trio
-
-        return trio.lowlevel.current_root_task()
-    import asyncio
-
-    return asyncio.get_running_loop()
 
 
 def acquire(provider: str, base_url: str, timeouts: Timeouts, limits: PoolLimits,

@@ -20,8 +20,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from ._secrets import Secret, check_header_value
-from .errors import (
+from .._secrets import Secret, check_header_value
+from ..errors import (
     AuthenticationError,
     ConfigurationError,
     LLMConnectorError,

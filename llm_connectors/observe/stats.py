@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter, deque
 from typing import Any
 
-from .types import Usage
+from ..types import Usage
 
 _SAMPLES = 2048  # latency samples kept per provider for percentiles
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .errors import ProtocolError
+from ..errors import ProtocolError
 
 
 def _reject_constant(name: str) -> Any:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from . import _json
-from .errors import ProtocolError
+from ..errors import ProtocolError
+from . import jsonio as _json
 
 MAX_LINE_BYTES = 1 << 20  # 1 MiB
 MAX_EVENT_BYTES = 4 << 20  # 4 MiB

@@ -37,14 +37,14 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ._asynclib import current_async_library
-from ._engine import ClientEngine, Engine, EngineResponse, HttpcoreEngine, target_url, wire_headers
-from .errors import ConfigurationError
+from .._asynclib import current_async_library
+from ..errors import ConfigurationError
+from .engines import ClientEngine, Engine, EngineResponse, HttpcoreEngine, target_url, wire_headers
 
 if TYPE_CHECKING:  # pragma: no cover
     import aiohttp
 
-    from ._http import PoolLimits, Timeouts, TLSVerify
+    from .settings import PoolLimits, Timeouts, TLSVerify
 
 __all__ = ["ENV_VAR", "TRANSPORTS", "AiohttpEngine", "AiohttpTransport", "check_choice", "make_engine", "resolve"]
 
@@ -109,7 +109,7 @@ def make_engine(kind: str, timeouts: Timeouts, limits: PoolLimits, tls: TLSVerif
     if kind == "aiohttp":
         return AiohttpEngine(limits.httpx_limits(), verify=verify)
     if _env_proxies():  # httpx's client applies HTTP(S)_PROXY, ALL_PROXY and NO_PROXY; keep all of it
-        from ._http import make_client
+        from .settings import make_client
 
         return ClientEngine(make_client(timeouts, limits, verify=verify), owned=True, enforces_timeouts=True)
     return HttpcoreEngine(limits, verify=verify)

@@ -15,24 +15,25 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import httpx
 
-from . import _json
-from ._calls import CURRENT_CALL
-from ._classify import classify, first_header, transport_error
-from ._decode import ACCEPT_ENCODING, BoundedDecoder
-from ._engine import Engine, EngineResponse, target_url
-from ._framing import NDJSONDecoder, SSEDecoder
-from ._http import MAX_BODY_BYTES, MAX_ERROR_BODY_BYTES
-from ._pool import current_loop_token
-from ._secrets import Secret, scrub
-from ._telemetry import telemetry
-from .errors import BuiltinTimeoutError, ConfigurationError, LLMConnectorError, ProtocolError
-from .hooks import run_hook
-from .requests import HTTPRequest
-from .stream import StreamDecoder
-from .types import ChatChunk
+from .._asynclib import current_loop_token
+from .._secrets import Secret, scrub
+from ..errors import BuiltinTimeoutError, ConfigurationError, LLMConnectorError, ProtocolError
+from ..hooks import run_hook
+from ..observe.calls import CURRENT_CALL
+from ..observe.telemetry import telemetry
+from ..requests import HTTPRequest
+from ..stream import StreamDecoder
+from ..types import ChatChunk
+from ..wire import jsonio as _json
+from ..wire.classify import classify, transport_error
+from ..wire.framing import NDJSONDecoder, SSEDecoder
+from ..wire.headers import first_header
+from .decode import ACCEPT_ENCODING, BoundedDecoder
+from .engines import Engine, EngineResponse, target_url
+from .settings import MAX_BODY_BYTES, MAX_ERROR_BODY_BYTES
 
 if TYPE_CHECKING:
-    from .base import BaseConnector
+    from ..base import BaseConnector
 
 __all__ = ["read_json", "send", "stream_chunks"]
 

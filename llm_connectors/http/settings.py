@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import email.utils
 import math
 import os
 import ssl
 import sys
 import threading
-import time
 import warnings
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
 import httpx
 
-from ._version import __version__
-from .errors import ConfigurationError, InsecureTLSWarning, ProtocolError
+from .._version import __version__
+from ..errors import ConfigurationError, InsecureTLSWarning
 
 USER_AGENT = f"llm-connectors/{__version__}"
 MAX_BODY_BYTES = 32 << 20  # decoded non-stream body (RELIABILITY.md §6.6)
@@ -235,68 +233,9 @@ def make_client(timeouts: Timeouts, limits: PoolLimits, transport: httpx.AsyncBa
     return client
 
 
-def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
-    """Seconds the server asked us to wait: ``retry-after-ms``, then ``retry-after``.
-
-    ``retry-after`` may be a (possibly fractional) number of seconds or an HTTP date.
-    Anything unparseable, negative, NaN or infinite gives ``None``; never raises.
-    """
-    try:
-        value = headers.get("retry-after-ms")
-        if value:
-            ms = float(value)
-            if math.isfinite(ms) and ms >= 0:
-                return ms / 1000.0
-        value = headers.get("retry-after")
-        if not value:
-            return None
-        try:
-            seconds = float(value)
-        except ValueError:
-            parsed = email.utils.parsedate_tz(value)
-            if parsed is None:
-                return None
-            seconds = email.utils.mktime_tz(parsed) - (time.time() if now is None else now)
-        if not math.isfinite(seconds):
-            return None
-        return max(0.0, seconds)
-    except (ValueError, OverflowError, TypeError):
-        return None
-
-
-def should_retry_header(headers: Mapping[str, str]) -> bool | None:
-    """The provider's explicit ``x-should-retry`` verdict, if it sent one."""
-    value = headers.get("x-should-retry")
-    if value == "true":
-        return True
-    if value == "false":
-        return False
-    return None
-
-
-async def read_bounded(response: httpx.Response, limit: int) -> bytes:
-    """Read a response body, refusing to hold more than ``limit`` decoded bytes."""
-    declared = response.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit \
-            and "content-encoding" not in response.headers:
-        raise ProtocolError(f"response body of {declared} bytes is over the {limit}-byte limit")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise ProtocolError(f"response body is over the {limit}-byte limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def join_url(base_url: str, path: str) -> str:
     if not path:
         return base_url
     if path.startswith(("http://", "https://")):
         return path
     return base_url.rstrip("/") + "/" + path.lstrip("/")
-
-
-def header_subset(headers: httpx.Headers, prefixes: tuple[str, ...]) -> dict[str, Any]:
-    return {k: v for k, v in headers.items() if k.lower().startswith(prefixes)}

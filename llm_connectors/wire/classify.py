@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 import ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from . import errors as e
-from ._http import parse_retry_after, should_retry_header
+from .. import errors as e
+from .headers import parse_retry_after, should_retry_header
 
 _BY_STATUS: dict[int, type[e.LLMConnectorError]] = {
     400: e.InvalidRequestError,
@@ -70,7 +70,7 @@ class ErrorInfo:
 
 def parse_error_body(status: int, body: bytes) -> ErrorInfo:
     """Read every error-body shape the providers use (WIRE.md §1.7, §2.7, §3.7, §4.6)."""
-    from . import _json
+    from . import jsonio as _json
 
     text = body.decode("utf-8", "replace").strip()
     data: Any = None
@@ -123,7 +123,7 @@ def _message_text(message: Any) -> str:
     if isinstance(message, str):
         stripped = message.strip()
         if stripped[:1] in "{[":
-            from . import _json
+            from . import jsonio as _json
 
             try:
                 return _message_text(_json.loads(stripped))
@@ -180,14 +180,6 @@ def classify(
     if status == 409:
         err.breaker_failure = False  # a lock conflict, not a sick provider (RELIABILITY.md §1.7)
     return err
-
-
-def first_header(headers: httpx.Headers | Mapping[str, str], names: Iterable[str]) -> str | None:
-    for name in names:
-        value = headers.get(name)
-        if value:
-            return value
-    return None
 
 
 def _certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
