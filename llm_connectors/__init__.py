@@ -16,68 +16,81 @@ import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ._version import __version__
+from ._version import __version__ as __version__
 
 # A library must not print through Python's last-resort handler; applications configure logging.
 logging.getLogger("llm_connectors").addHandler(logging.NullHandler())
 
-if TYPE_CHECKING:
-    from . import errors
-    from ._secrets import Secret
-    from .base import BaseConnector
-    from .definition import AuthSpec, Capability, ParameterDefinition, ServiceDefinition
+if TYPE_CHECKING:  # for type checkers: `X as X` re-exports; at run time _LAZY below loads each name
+    from . import errors as errors
+    from ._secrets import Secret as Secret
+    from .base import BaseConnector as BaseConnector
+    from .definition import (
+        AuthSpec as AuthSpec,
+        Capability as Capability,
+        ParameterDefinition as ParameterDefinition,
+        ServiceDefinition as ServiceDefinition,
+    )
     from .errors import (
-        AllProvidersFailedError,
-        AuthenticationError,
-        CircuitOpenError,
-        ConfigurationError,
-        ContentFilterError,
-        ContextWindowExceededError,
-        InsecureTLSWarning,
-        InvalidRequestError,
-        LLMConnectorError,
-        NetworkError,
-        NoProviderAvailableError,
-        NotFoundError,
-        OverloadedError,
-        PermissionDeniedError,
-        ProtocolError,
-        ProviderError,
-        QuotaExceededError,
-        RateLimitError,
-        StreamInterruptedError,
-        TimeoutError,
-        UnsupportedCapabilityError,
+        AllProvidersFailedError as AllProvidersFailedError,
+        AuthenticationError as AuthenticationError,
+        CircuitOpenError as CircuitOpenError,
+        ConfigurationError as ConfigurationError,
+        ContentFilterError as ContentFilterError,
+        ContextWindowExceededError as ContextWindowExceededError,
+        InsecureTLSWarning as InsecureTLSWarning,
+        InvalidRequestError as InvalidRequestError,
+        LLMConnectorError as LLMConnectorError,
+        NetworkError as NetworkError,
+        NoProviderAvailableError as NoProviderAvailableError,
+        NotFoundError as NotFoundError,
+        OverloadedError as OverloadedError,
+        PermissionDeniedError as PermissionDeniedError,
+        ProtocolError as ProtocolError,
+        ProviderError as ProviderError,
+        QuotaExceededError as QuotaExceededError,
+        RateLimitError as RateLimitError,
+        StreamInterruptedError as StreamInterruptedError,
+        TimeoutError as TimeoutError,
+        UnsupportedCapabilityError as UnsupportedCapabilityError,
     )
-    from .factory import ConnectorHandle, get_connector
-    from .fallback import FallbackConnector
-    from .hooks import HookContext, Hooks
-    from .http.settings import PoolLimits, Timeouts
-    from .pricing import Price, estimate_cost, set_price
+    from .factory import ConnectorHandle as ConnectorHandle, get_connector as get_connector
+    from .fallback import FallbackConnector as FallbackConnector
+    from .hooks import HookContext as HookContext, Hooks as Hooks
+    from .http.settings import PoolLimits as PoolLimits, Timeouts as Timeouts
+    from .pricing import Price as Price, estimate_cost as estimate_cost, set_price as set_price
     from .registry import (
-        describe,
-        provider_ids,
-        register_connector,
-        register_openai_compatible,
+        describe as describe,
+        provider_ids as provider_ids,
+        register_connector as register_connector,
+        register_openai_compatible as register_openai_compatible,
     )
-    from .requests import ChatRequest, EmbeddingRequest, HTTPRequest
-    from .resilience.cache import CacheConfig
-    from .resilience.config import CircuitBreakerConfig, RateLimit, RetryPolicy
-    from .resilience.shared import SharedState
-    from .stream import ChatStream, OpenStream, StreamDecoder
+    from .requests import (
+        ChatRequest as ChatRequest,
+        EmbeddingRequest as EmbeddingRequest,
+        HTTPRequest as HTTPRequest,
+    )
+    from .resilience.cache import CacheConfig as CacheConfig
+    from .resilience.config import (
+        CircuitBreakerConfig as CircuitBreakerConfig,
+        RateLimit as RateLimit,
+        RetryPolicy as RetryPolicy,
+    )
+    from .resilience.shared import SharedState as SharedState
+    from .stream import ChatStream as ChatStream, OpenStream as OpenStream, StreamDecoder as StreamDecoder
     from .types import (
-        ChatChunk,
-        ChatResponse,
-        EmbeddingResponse,
-        Message,
-        ModelInfo,
-        ReasoningBlock,
-        ToolCall,
-        Usage,
+        ChatChunk as ChatChunk,
+        ChatResponse as ChatResponse,
+        EmbeddingResponse as EmbeddingResponse,
+        Message as Message,
+        ModelInfo as ModelInfo,
+        ReasoningBlock as ReasoningBlock,
+        ToolCall as ToolCall,
+        Usage as Usage,
     )
-    from .wire.classify import ErrorInfo, parse_error_body
-    from .wire.framing import SSEEvent
-    from .wire.jsonio import decode_json
+    from .wire.classify import ErrorInfo as ErrorInfo, parse_error_body as parse_error_body
+    from .wire.framing import SSEEvent as SSEEvent
+    from .wire.jsonio import decode_json as decode_json
 
 # public name -> defining module (relative); loaded by __getattr__ on first access.
 _LAZY: dict[str, str] = {
@@ -147,74 +160,7 @@ _LAZY: dict[str, str] = {
     "set_price": ".pricing",
 }
 
-__all__ = [
-    "AllProvidersFailedError",
-    "AuthSpec",
-    "AuthenticationError",
-    "BaseConnector",
-    "CacheConfig",
-    "Capability",
-    "ChatChunk",
-    "ChatRequest",
-    "ChatResponse",
-    "ChatStream",
-    "CircuitBreakerConfig",
-    "CircuitOpenError",
-    "ConfigurationError",
-    "ConnectorHandle",
-    "ContentFilterError",
-    "ContextWindowExceededError",
-    "EmbeddingRequest",
-    "EmbeddingResponse",
-    "ErrorInfo",
-    "FallbackConnector",
-    "HTTPRequest",
-    "HookContext",
-    "Hooks",
-    "InsecureTLSWarning",
-    "InvalidRequestError",
-    "LLMConnectorError",
-    "Message",
-    "ModelInfo",
-    "NetworkError",
-    "NoProviderAvailableError",
-    "NotFoundError",
-    "OpenStream",
-    "OverloadedError",
-    "ParameterDefinition",
-    "PermissionDeniedError",
-    "PoolLimits",
-    "Price",
-    "ProtocolError",
-    "ProviderError",
-    "QuotaExceededError",
-    "RateLimit",
-    "RateLimitError",
-    "ReasoningBlock",
-    "RetryPolicy",
-    "SSEEvent",
-    "Secret",
-    "ServiceDefinition",
-    "SharedState",
-    "StreamDecoder",
-    "StreamInterruptedError",
-    "TimeoutError",
-    "Timeouts",
-    "ToolCall",
-    "UnsupportedCapabilityError",
-    "Usage",
-    "__version__",
-    "decode_json",
-    "describe",
-    "errors",
-    "estimate_cost",
-    "get_connector",
-    "parse_error_body",
-    "provider_ids",
-    "register_connector",
-    "register_openai_compatible",
-    "set_price",
-]
+__all__ = sorted(["__version__", "errors", *_LAZY])
 
 
 def __getattr__(name: str) -> Any:

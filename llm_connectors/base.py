@@ -11,60 +11,46 @@ from __future__ import annotations
 
 import abc
 import logging
-import os
-import ssl
-import sys
-import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from types import TracebackType
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 import anyio
-import httpx
 
 from ._batch import BatchItem, BatchResult, ProgressCallback, run_chat_batch
 from ._env import settings_from_env
-from ._secrets import Secret, check_headers
-from .definition import RESERVED_OPTIONS, Capability, ServiceDefinition
+from ._secrets import Secret
+from .definition import RESERVED_OPTIONS, Capability, ServiceDefinition, unknown_option_error
 from .errors import (
-    BuiltinTimeoutError,
     ConfigurationError,
     InvalidRequestError,
     LLMConnectorError,
-    ProviderError,
     UnsupportedCapabilityError,
 )
-from .hooks import Hooks, Operation
-from .http import pool as _pool
-from .http import sender as _io
+from .http.config import HTTPConfig
 from .http.credentials import Credentials, KeySource
-from .http.engine_choice import check_choice
-from .http.engines import ClientEngine, Engine
-from .http.settings import DEFAULT_TLS, PoolLimits, Timeouts, TLSVerify, join_url, make_client, warn_unverified
-from .http.urls import check_base_url
+from .http.sender import HTTPSender
+from .http.settings import Timeouts, warn_unverified
 from .ids import check_provider_ids, is_provider_id
-from .observe.calls import CURRENT_CALL, CallRecord
-from .observe.stats import ProviderStats
+from .options import CALL_OPTIONS, HTTP_OPTIONS, ConnectorOptions
+from .pipeline import CallPipeline
 from .requests import ChatRequest, EmbeddingRequest, HTTPRequest
-from .resilience.cache import ResponseCache, cache_key, shared_cache
-from .resilience.pipeline import Resilience
 from .stream import ChatStream, OpenStream, StreamDecoder
-from .types import ChatResponse, EmbeddingResponse, MessageInput, ModelInfo, Usage
-from .wire import jsonio as _json
-from .wire.classify import ErrorInfo, classify, parse_error_body, transport_error
+from .types import ChatResponse, EmbeddingResponse, MessageInput, ModelInfo
+from .wire import jsonio
+from .wire.classify import ErrorInfo, classify, parse_error_body
 from .wire.messages import has_images, normalize_messages
 
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["BaseConnector"]
 
 logger = logging.getLogger("llm_connectors")
 T = TypeVar("T")
-Res = TypeVar("Res", ChatResponse, EmbeddingResponse)
-Req = TypeVar("Req", ChatRequest, EmbeddingRequest)
 C = TypeVar("C", bound="BaseConnector")
+Req = TypeVar("Req", ChatRequest, EmbeddingRequest)
 MAX_MODEL_PAGES = 100
 _OPTION_CAPABILITIES = {"tools": Capability.TOOLS, "tool_choice": Capability.TOOLS}
 _FORMAT_CAPABILITIES = {"json_object": Capability.JSON_MODE, "json_schema": Capability.JSON_SCHEMA}
@@ -128,43 +114,21 @@ class BaseConnector(abc.ABC):
     #: How many of those split embedding requests run at once.
     embedding_concurrency: ClassVar[int] = 4
 
-    def __init__(
-        self,
-        *,
-        api_key: KeySource = None,
-        base_url: str | None = None,
-        default_model: str | None = None,
-        default_embedding_model: str | None = None,
-        timeout: float | Timeouts | None = None,
-        headers: Mapping[str, str] | None = None,
-        http_client: httpx.AsyncClient | None = None,
-        transport: str | httpx.AsyncBaseTransport | None = None,
-        pool: PoolLimits | None = None,
-        provider_id: str | None = None,
-        retry: Any = None,
-        circuit_breaker: Any = None,
-        rate_limit: Any = None,
-        cache: Any = None,
-        shared_state: Any = None,
-        hooks: Hooks | None = None,
-        log_payloads: bool = False,
-        follow_redirects: bool = False,
-        allow_insecure_http: bool = False,
-        allow_private_network: bool = False,
-        verify: bool | str | os.PathLike[str] | ssl.SSLContext = True,
-        allow_unverified_tls: bool = False,
-    ) -> None:
+    def __init__(self, *, api_key: KeySource = None, base_url: str | None = None, default_model: str | None = None,
+                 default_embedding_model: str | None = None, timeout: float | Timeouts | None = None,
+                 provider_id: str | None = None, **options: Unpack[ConnectorOptions]) -> None:
         definition = self.definition
         self.provider: str = provider_id or definition.id
         self.default_model = default_model or definition.default_model
         self.default_embedding_model = default_embedding_model or definition.default_embedding_model
-        self.timeouts = Timeouts.coerce(timeout)
         self._credentials = Credentials(api_key, provider=self.provider)
-        self._api_key: Secret | None = self._credentials.primary
         sends_credentials = self._credentials.configured or self.has_other_credentials()
-        self.base_url: str = check_base_url(base_url or definition.base_url, allow_insecure_http=allow_insecure_http,
-                                            allow_private_network=allow_private_network,
-                                            sends_credentials=sends_credentials)
+        http_options: dict[str, Any] = dict(options)
+        call_options = {name: http_options.pop(name) for name in CALL_OPTIONS & http_options.keys()}
+        _refuse_unknown(type(self).__name__, http_options.keys() - HTTP_OPTIONS)
+        http = HTTPConfig.build(provider=self.provider, default_base_url=definition.base_url,
+                                sends_credentials=sends_credentials, base_url=base_url, timeout=timeout,
+                                **http_options)
         if not sends_credentials and definition.auth.required and definition.auth.kind != "none":
             env = definition.auth.env_var
             raise ConfigurationError(
@@ -172,37 +136,12 @@ class BaseConnector(abc.ABC):
                 + (f" or set the {env} environment variable" if env else ""),
                 provider=self.provider,
             )
-        self._headers = dict(headers or {})
-        check_headers(self._headers)
-        self._tls = TLSVerify.coerce(verify, allow_unverified_tls=allow_unverified_tls)
-        if http_client is not None and self._tls is not DEFAULT_TLS:
-            raise ConfigurationError("verify= configures the connector's own client; with http_client=, set it "
-                                     "on your client instead: httpx.AsyncClient(verify=...)", provider=self.provider)
-        self._client = http_client
-        self._owns_client = http_client is None
-        self._pool_key: tuple[Any, ...] | None = None
-        self._httpx_timeout = self.timeouts.httpx_timeout()
-        self._transport = transport if isinstance(transport, httpx.AsyncBaseTransport) else None
-        self._engine = check_choice(transport if isinstance(transport, str) or transport is None else "auto")
-        self._pool = pool or PoolLimits()
-        self._closed = False
-        self._stats = ProviderStats()
-        self._urls: dict[str, str] = {}
-        self._resilience = Resilience(self.provider, self.base_url, retry=retry, circuit_breaker=circuit_breaker,
-                                      rate_limit=rate_limit, stats=self._stats, shared_state=shared_state)
-        adapt = self._resilience.rate_limit is not None and self._resilience.rate_limit.adapt_to_headers
-        self._observe_headers: Callable[[httpx.Headers], None] | None = (
-            (lambda headers: self._resilience.limiter().observe_headers(headers)) if adapt else None)
-        self._cache: ResponseCache | None = shared_cache(cache, self._resilience.shared_state)
-        if hooks is not None and not isinstance(hooks, Hooks):
-            raise ConfigurationError(f"hooks must be llm_connectors.Hooks, got {type(hooks).__name__}")
-        self._hooks = hooks if hooks is not None and not hooks.empty else None
-        self._log_payloads = bool(log_payloads)
-        self._follow_redirects = bool(follow_redirects)
-        origin = httpx.URL(self.base_url)
-        self._origin = (origin.scheme, origin.host, origin.port)
-        self._credential_header_names = _io.credential_header_names(self)
-        if not self._tls.verifies:  # last, so a connector that failed validation never warns
+        self.base_url: str = http.base_url
+        self.timeouts: Timeouts = http.timeouts
+        self._pipeline = CallPipeline.build(self.provider, self.base_url, credential=self._credentials.fingerprint,
+                                            **call_options)
+        self._sender = HTTPSender(self, http, self._credentials, observe_headers=self._pipeline.header_observer())
+        if not http.tls.verifies:  # last, so a connector that failed validation never warns
             warn_unverified(self.provider)
 
     @classmethod
@@ -260,9 +199,14 @@ class BaseConnector(abc.ABC):
             return {"authorization": "Bearer " + key.reveal()}
         return {auth.header: key.reveal()}
 
+    @property
+    def has_api_key(self) -> bool:
+        """Whether an API key (one, a list, or a callable) is configured; the key itself is never exposed."""
+        return self._credentials.configured
+
     def auth_headers(self) -> dict[str, str]:
         """The credential headers for the first configured key (inspection and tests)."""
-        return self.credential_headers(self._api_key)
+        return self.credential_headers(self._credentials.primary)
 
     def parse_error(self, status: int, body: bytes) -> ErrorInfo:
         """Read the message and codes out of an error body (override for odd shapes)."""
@@ -270,13 +214,13 @@ class BaseConnector(abc.ABC):
 
     def error_from_payload(self, payload: Any, *, status: int | None = None) -> LLMConnectorError:
         """The typed error for an error object that arrived *inside* a stream."""
-        body = _json.dumps(payload)
+        body = jsonio.dumps(payload)
         info = self.parse_error(status or 500, body)
         err = classify(status or 500, info, {}, provider=self.provider, request_id=None,
                        codes=self.error_codes)
         if status is None:
             err.status_code = None
-        return _io.scrubbed(self, err)
+        return self._sender.scrubbed(err)
 
     # -- public API --------------------------------------------------------------------------
 
@@ -343,18 +287,14 @@ class BaseConnector(abc.ABC):
         """Every model the provider lists (all pages); cached briefly when the cache is on."""
         if Capability.LIST_MODELS not in self.capabilities:
             raise self._unsupported(Capability.LIST_MODELS)
-        if self._cache is not None:
-            key = cache_key(provider=self.provider, base_url=self.base_url, credential=self._credentials.fingerprint(),
-                            path="models", body=None)
-            return await self._cache.get_or_call(key, self._fetch_models, models=True)
-        return await self._fetch_models()
+        return await self._pipeline.models(self._fetch_models)
 
     async def _fetch_models(self) -> list[ModelInfo]:
         deadline = anyio.current_time() + self.timeouts.total
         models: list[ModelInfo] = []
         cursor: str | None = None
         for _ in range(MAX_MODEL_PAGES):
-            data = await self._request_json(self.build_list_models_request(cursor), deadline, "model list")
+            data = await self._sender.read_json(self.build_list_models_request(cursor), deadline, "model list")
             page, cursor = self.parse_list_models(data)
             models.extend(page)
             if not cursor:
@@ -368,7 +308,7 @@ class BaseConnector(abc.ABC):
         """
         deadline = anyio.current_time() + (timeout if timeout is not None else min(10.0, self.timeouts.total))
         try:
-            await self._request_json(self.build_health_request(), deadline, "health check")
+            await self._sender.read_json(self.build_health_request(), deadline, "health check")
         except LLMConnectorError as exc:
             logger.debug("health check of %s failed: %s", self.provider, type(exc).__name__)
             return False
@@ -378,9 +318,7 @@ class BaseConnector(abc.ABC):
         """Counters per provider: requests, successes, errors by kind, retries, fallbacks, latency and
         time-to-first-token percentiles, tokens in/out, estimated cost, breaker state, limiter waits,
         cache hits and (for key lists) keys set aside."""
-        snapshot = {**self._stats.snapshot(), **self._resilience.snapshot()}
-        if self._cache is not None:
-            snapshot["cache"] = dict(self._cache.snapshot())
+        snapshot = self._pipeline.snapshot()
         keys = self._credentials.snapshot()
         if keys:
             snapshot["keys"] = keys
@@ -388,13 +326,7 @@ class BaseConnector(abc.ABC):
 
     async def aclose(self) -> None:
         """Release the connector's HTTP client (not one you passed in). Safe to call twice."""
-        self._closed = True
-        client, self._client = self._client, None
-        key, self._pool_key = self._pool_key, None
-        if key is not None:
-            await _pool.release(key)
-        elif client is not None and self._owns_client:
-            await client.aclose()
+        await self._sender.aclose()
 
     async def __aenter__(self: T) -> T:
         return self
@@ -465,8 +397,6 @@ class BaseConnector(abc.ABC):
         out: dict[str, Any] = {}
         for name, value in params.items():
             if name != "dimensions":
-                from .definition import unknown_option_error
-
                 raise unknown_option_error(name, ["dimensions"], self.provider)
             if value is None:
                 continue
@@ -554,7 +484,7 @@ class BaseConnector(abc.ABC):
             f"it supports: {', '.join(sorted(self.capabilities))}",
             provider=self.provider)
 
-    # -- execution (the seams resilience wraps) -------------------------------------------------
+    # -- execution: the call sequence (pipeline.py) around one attempt over HTTP ----------------
 
     def start(self, request: Req) -> Req:
         """Fix the absolute deadline of a request that has none yet (on anyio's clock)."""
@@ -563,175 +493,62 @@ class BaseConnector(abc.ABC):
         return request
 
     async def execute_chat(self, request: ChatRequest) -> ChatResponse:
-        """Run a prepared chat request: cache → retry → breaker → limiter → one HTTP attempt."""
-        request = self.start(request)
-        if self._cache is None:
-            return await self._call("chat", request, self._chat_with_policies)
-        key = self._cache_key(self._built(self.build_chat_request(request), request.extra))
-        return await self._cache.get_or_call(key, lambda: self._call("chat", request, self._chat_with_policies))
-
-    async def _chat_with_policies(self, request: ChatRequest) -> ChatResponse:
-        return await self._resilience.call(self._attempt_chat, request)
-
-    async def _embedding_with_policies(self, request: EmbeddingRequest) -> EmbeddingResponse:
-        return await self._resilience.call(self._attempt_embedding, request)
-
-    async def _embedding_call(self, request: EmbeddingRequest) -> EmbeddingResponse:
-        if self._cache is None:
-            return await self._call("embedding", request, self._embedding_with_policies)
-        key = self._cache_key(self._built(self.build_embedding_request(request), request.extra))
-        return await self._cache.get_or_call(
-            key, lambda: self._call("embedding", request, self._embedding_with_policies))
-
-    async def _call(self, operation: Operation, request: Req, run: Callable[[Req], Awaitable[Res]]) -> Res:
-        """One logical call: stats, span and hooks around the resilience pipeline."""
-        call = CallRecord(provider=self.provider, operation=operation, request=request, stats=self._stats,
-                          hooks=self._hooks)
-        token = CURRENT_CALL.set(call)
-        try:
-            result = await run(request)
-        except BaseException as exc:
-            call.failed(exc, abandoned=not isinstance(exc, Exception))
-            if isinstance(exc, Exception):
-                await call.after_failure(exc)
-            raise
-        finally:
-            CURRENT_CALL.reset(token)
-        call.succeeded(result)
-        await call.after_success(result)
-        return result
+        """Run a prepared chat request: cache → record → retry → breaker → limiter → one HTTP attempt."""
+        return await self._pipeline.complete("chat", self.start(request), self._attempt_chat, self._chat_wire)
 
     async def open_stream(self, request: ChatRequest) -> OpenStream:
         """Open a prepared stream through the policies, up to its first chunk."""
-        request = self.start(request)
-        call = CallRecord(provider=self.provider, operation="stream", request=request, stats=self._stats,
-                          hooks=self._hooks)
-        token = CURRENT_CALL.set(call)
-        try:
-            stream = await self._resilience.open_stream(self._attempt_stream, request)
-        except BaseException as exc:
-            call.failed(exc, abandoned=not isinstance(exc, Exception))
-            if isinstance(exc, Exception):
-                await call.after_failure(exc)
-            raise
-        finally:
-            CURRENT_CALL.reset(token)
-        call.ttft = time.perf_counter() - call.started  # the first chunk has been read
-
-        def finished(response: ChatResponse | None, error: BaseException | None) -> None:
-            if response is not None:
-                call.succeeded(response)
-            else:
-                call.failed(error, abandoned=not isinstance(error, Exception))
-
-        async def hooks_after(response: ChatResponse | None, error: BaseException | None) -> None:
-            if response is not None:
-                await call.after_success(response)
-            elif error is not None:
-                await call.after_failure(error)
-
-        stream.on_finish.append(finished)
-        if self._hooks is not None:
-            stream.on_finish_async.append(hooks_after)
-        return stream
+        return await self._pipeline.open_stream(self.start(request), self._attempt_stream)
 
     async def execute_embedding(self, request: EmbeddingRequest) -> EmbeddingResponse:
         """Run a prepared embedding request, split into batches over the provider's limit."""
-        request = self.start(request)
-        size = self.embedding_batch_size
-        if size is None or len(request.inputs) <= size:
-            return await self._embedding_call(request)
-        batches = [replace(request, inputs=request.inputs[i:i + size])
-                   for i in range(0, len(request.inputs), size)]
-        results: list[EmbeddingResponse | None] = [None] * len(batches)
-        limiter = anyio.CapacityLimiter(self.embedding_concurrency)
+        return await self._pipeline.embed(self.start(request), self._attempt_embedding, self._embedding_wire,
+                                          batch_size=self.embedding_batch_size,
+                                          concurrency=self.embedding_concurrency)
 
-        async def run(index: int, batch: EmbeddingRequest) -> None:
-            async with limiter:
-                results[index] = await self._embedding_call(batch)
-
-        try:
-            async with anyio.create_task_group() as tg:
-                for index, batch in enumerate(batches):
-                    tg.start_soon(run, index, batch)
-        except BaseExceptionGroup as group:  # one failed batch fails the call, with its own error
-            raise _first_error(group) from None
-        done = [r for r in results if r is not None]
-        usage = Usage()
-        for part in done:
-            usage = usage + part.usage
-        return EmbeddingResponse(
-            embeddings=[vector for part in done for vector in part.embeddings],
-            model=done[0].model, provider=self.provider, usage=usage)
-
-    def _cache_key(self, request: HTTPRequest) -> str:
-        return cache_key(provider=self.provider, base_url=self.base_url, credential=self._credentials.fingerprint(),
-                         path=request.path, body=request.json)
-
-    # -- one attempt over HTTP (what retries repeat) -------------------------------------------
-
-    async def _attempt_chat(self, request: ChatRequest) -> ChatResponse:
-        data = await _io.read_json(self, self._built(self.build_chat_request(request), request.extra),
-                                   request.deadline, "chat response")
-        return self.parse_chat_response(data, request)
-
-    async def _attempt_embedding(self, request: EmbeddingRequest) -> EmbeddingResponse:
-        data = await _io.read_json(self, self._built(self.build_embedding_request(request), request.extra),
-                                   request.deadline, "embedding response")
-        return self.parse_embedding_response(data, request)
-
-    async def _attempt_stream(self, request: ChatRequest) -> OpenStream:
-        http_request = self._built(self.build_chat_request(request), request.extra)
-        deadline = request.deadline
-        try:
-            with _io._deadline_scope(deadline):
-                response = await _io.send(self, http_request, stream=True)
-        except (httpx.HTTPError, BuiltinTimeoutError) as exc:
-            raise transport_error(exc, self.provider, "opening the stream") from exc
-        decoder = self.create_stream_decoder(request)
-        rest = _io.stream_chunks(self, response, decoder, deadline)
-        try:
-            first = await rest.__anext__()
-        except StopAsyncIteration:
-            first = None
-        return OpenStream(first, rest, decoder)
-
-    async def _request_json(self, request: HTTPRequest, deadline: float | None, what: str) -> Any:
-        return await _io.read_json(self, request, deadline, what)
+    def count_fallback(self) -> None:
+        """Count, in this connector's stats, a call that a fallback chain moved past it."""
+        self._pipeline.stats.fallbacks += 1
 
     def secrets(self) -> list[Secret]:
         """Every credential this connector holds; scrubbed from any provider text we surface."""
         return self._credentials.secrets()
 
-    def _url(self, path: str) -> str:
-        url = self._urls.get(path)
-        if url is None:
-            url = self._urls[path] = join_url(self.base_url, path)
-        return url
+    def _chat_wire(self, request: ChatRequest) -> HTTPRequest:
+        return _with_extra(self.build_chat_request(request), request.extra)
 
-    def _built(self, request: HTTPRequest, extra: dict[str, Any] | None) -> HTTPRequest:
-        if extra and isinstance(request.json, dict):
-            request.json = _deep_merge(request.json, extra)
-        return request
+    def _embedding_wire(self, request: EmbeddingRequest) -> HTTPRequest:
+        return _with_extra(self.build_embedding_request(request), request.extra)
 
-    _client: Engine | httpx.AsyncClient | None  # the caller's httpx client, until _http() wraps it in an engine
+    async def _attempt_chat(self, request: ChatRequest) -> ChatResponse:
+        data = await self._sender.read_json(self._chat_wire(request), request.deadline, "chat response")
+        return self.parse_chat_response(data, request)
 
-    def _http(self) -> Engine:
-        client = self._client
-        if client is not None and not isinstance(client, httpx.AsyncClient):
-            return client
-        engine: Engine
-        if client is not None:  # the caller's own client, driven through httpx's API; never closed by us
-            engine = ClientEngine(client, owned=False)
-        elif self._closed:
-            raise ConfigurationError(f"the {self.provider} connector is closed", provider=self.provider)
-        elif self._transport is None:  # the usual case: share one pool per endpoint and loop
-            engine, self._pool_key = _pool.acquire(self.provider, self.base_url, self.timeouts, self._pool,
-                                                   self._engine, self._tls)
-        else:
-            engine = ClientEngine(make_client(self.timeouts, self._pool, self._transport), owned=True)
-        self._client = engine
-        return engine
+    async def _attempt_embedding(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        data = await self._sender.read_json(self._embedding_wire(request), request.deadline, "embedding response")
+        return self.parse_embedding_response(data, request)
+
+    async def _attempt_stream(self, request: ChatRequest) -> OpenStream:
+        return await self._sender.open_stream(self._chat_wire(request), self.create_stream_decoder(request),
+                                              request.deadline)
+
+
+def _refuse_unknown(cls_name: str, names: set[str]) -> None:
+    """A misspelt keyword is a TypeError, as Python's own would be, with a hint."""
+    if names:
+        import difflib
+
+        name = sorted(names)[0]
+        close = difflib.get_close_matches(name, sorted(HTTP_OPTIONS | CALL_OPTIONS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise TypeError(f"{cls_name}() got an unexpected keyword argument {name!r}{hint}")
+
+
+def _with_extra(request: HTTPRequest, extra: dict[str, Any] | None) -> HTTPRequest:
+    """The wire request with the caller's ``extra`` / ``provider_options`` body fields merged in."""
+    if extra and isinstance(request.json, dict):
+        request.json = _deep_merge(request.json, extra)
+    return request
 
 
 def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -743,13 +560,3 @@ def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any
         else:
             base[key] = value
     return base
-
-
-def _first_error(group: BaseExceptionGroup[Any]) -> BaseException:
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            return _first_error(exc)
-        if isinstance(exc, LLMConnectorError):
-            return exc
-    return group.exceptions[0] if group.exceptions else ProviderError("embedding batch failed")
-

@@ -24,6 +24,7 @@ from ._env import provider_order
 from .base import BaseConnector
 from .errors import ConfigurationError, NoProviderAvailableError
 from .fallback import FallbackConnector
+from .options import CALL_OPTIONS, HTTP_OPTIONS
 from .registry import canonical_id, connector_class, create_connector, is_provider_id, provider_ids, split_spec
 
 __all__ = ["DEFAULT_AUTO_ORDER", "Connector", "ConnectorHandle", "get_connector"]
@@ -35,10 +36,9 @@ DEFAULT_AUTO_ORDER = ("claude", "openai", "mistral", "ollama")
 PROBE_TIMEOUT = 0.5  # seconds an "auto" reachability probe may take
 PROBE_TTL = 30.0  # seconds a probe result is reused
 
-# Settings that apply to every member of a chain.
-_SHARED_KEYS = frozenset({"timeout", "headers", "pool", "retry", "circuit_breaker", "rate_limit", "cache",
-                          "shared_state", "hooks", "log_payloads", "follow_redirects", "allow_insecure_http",
-                          "allow_private_network", "transport", "verify", "allow_unverified_tls"})
+# Settings that apply to every member of a chain: every connector option (options.py) but a
+# caller's own client, which belongs to one provider.
+_SHARED_KEYS = frozenset({"timeout"}) | (HTTP_OPTIONS - {"http_client"}) | CALL_OPTIONS
 _CONFIG_ALIASES = {"retry_policy": "retry", "rate_limits": "rate_limit", "breaker": "circuit_breaker"}
 _CHAIN_KEYS = frozenset({"primary", "fallbacks", "providers"})
 # Settings that only make sense for one provider.

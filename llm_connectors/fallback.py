@@ -202,7 +202,7 @@ class FallbackConnector:
                 if not exc.fallback:
                     raise
                 errors.append(exc)
-                member._stats.fallbacks += 1
+                member.count_fallback()
         if len(errors) == 1:
             raise errors[0]
         raise AllProvidersFailedError(errors)

@@ -17,7 +17,7 @@ Design (see docs/sync.md for the user-facing version):
 
 - **One loop for the process, not one per connector.** Connectors are bound to the loop they run
   on: HTTP clients are pooled per (loop, endpoint) and rate limiters per loop (``_pool``,
-  ``resilience.pipeline``). On one shared loop every sync connector to an endpoint shares one
+  ``resilience.policies``). On one shared loop every sync connector to an endpoint shares one
   connection pool and one rate limiter, exactly as async connectors on one loop do; a connector
   per request (Django, Flask) costs no thread start; a connector that is never closed (a notebook
   cell run again) leaks a pool reference, not a thread and a loop. The price is that every sync
@@ -55,8 +55,7 @@ from anyio.from_thread import BlockingPortal
 
 from .definition import ServiceDefinition
 from .errors import ConfigurationError
-from .factory import Connector, ConnectorHandle
-from .factory import get_connector as _get_async_connector
+from .factory import Connector, ConnectorHandle, get_connector as _get_async_connector
 from .stream import ChatStream
 from .types import ChatChunk, ChatResponse, EmbeddingResponse, MessageInput, ModelInfo
 

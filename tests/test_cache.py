@@ -6,8 +6,7 @@ from typing import Any
 
 import anyio
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 import llm_connectors as lc
 from llm_connectors.resilience.cache import CacheConfig, ResponseCache, cache_key

@@ -12,8 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 import llm_connectors as lc
 from llm_connectors import errors

@@ -22,6 +22,8 @@ import anyio
 import pytest
 
 from llm_connectors import cli
+from llm_connectors.cli.commands import COMMANDS
+from llm_connectors.cli.errors import UsageError
 from llm_connectors.errors import ConfigurationError
 from llm_connectors.registry import connector_class, is_provider_id, provider_ids
 from llm_connectors.testing import FakeServer, Reply
@@ -150,7 +152,7 @@ def failing_command(error: BaseException, *, nested: bool = False) -> Callable[.
 @pytest.mark.parametrize("nested", [False, True])
 def test_an_unexpected_error_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str],
                                                     monkeypatch: pytest.MonkeyPatch, nested: bool) -> None:
-    monkeypatch.setitem(cli._COMMANDS, "describe", failing_command(RuntimeError("boom\non two lines"), nested=nested))
+    monkeypatch.setitem(COMMANDS, "describe", failing_command(RuntimeError("boom\non two lines"), nested=nested))
     code, out, err = run_main(capsys, "describe", "openai")
     assert code == cli.EXIT_FAILED and out == ""
     assert err == "error: internal error: RuntimeError: boom on two lines (run with --debug for the traceback)\n"
@@ -159,7 +161,7 @@ def test_an_unexpected_error_is_one_line_and_exit_1(capsys: pytest.CaptureFixtur
 @pytest.mark.parametrize("argv", [["--debug", "describe", "openai"], ["describe", "openai", "--debug"]])
 def test_debug_prints_the_traceback(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
                                     argv: list[str]) -> None:
-    monkeypatch.setitem(cli._COMMANDS, "describe", failing_command(ValueError("bad value"), nested=True))
+    monkeypatch.setitem(COMMANDS, "describe", failing_command(ValueError("bad value"), nested=True))
     code = cli.main(argv)
     out, err = capsys.readouterr()
     assert code == cli.EXIT_FAILED and out == ""
@@ -171,7 +173,7 @@ def test_an_unexpected_error_never_shows_a_key(capsys: pytest.CaptureFixture[str
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     key = "sk-live-0123456789abcdef"
     monkeypatch.setenv("OPENAI_API_KEY", key)
-    monkeypatch.setitem(cli._COMMANDS, "describe", failing_command(RuntimeError("refused " + key)))
+    monkeypatch.setitem(COMMANDS, "describe", failing_command(RuntimeError("refused " + key)))
     for argv in (["describe", "openai"], ["--debug", "describe", "openai"]):
         code = cli.main(argv)
         err = capsys.readouterr().err
@@ -180,14 +182,14 @@ def test_an_unexpected_error_never_shows_a_key(capsys: pytest.CaptureFixture[str
 
 @pytest.mark.parametrize(("error", "code", "message"), [
     (ConfigurationError("not set up"), cli.EXIT_NOT_CONFIGURED, "error: ConfigurationError: not set up\n"),
-    (cli.UsageError("wrong"), cli.EXIT_USAGE, "error: wrong\n"),
+    (UsageError("wrong"), cli.EXIT_USAGE, "error: wrong\n"),
     (BrokenPipeError(), cli.EXIT_BROKEN_PIPE, ""),
 ])
 def test_known_errors_inside_nested_exception_groups(capsys: pytest.CaptureFixture[str],
                                                      monkeypatch: pytest.MonkeyPatch, error: Exception, code: int,
                                                      message: str) -> None:
-    monkeypatch.setattr(cli, "_silence_stdout", lambda: None)  # pytest owns stdout here
-    monkeypatch.setitem(cli._COMMANDS, "describe", failing_command(error, nested=True))
+    monkeypatch.setattr("llm_connectors.cli.errors._silence_stdout", lambda: None)  # pytest owns stdout here
+    monkeypatch.setitem(COMMANDS, "describe", failing_command(error, nested=True))
     got, _, err = run_main(capsys, "describe", "openai")
     assert (got, err) == (code, message)
 

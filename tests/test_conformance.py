@@ -103,7 +103,8 @@ class _SwallowsErrors(SampleConnector):
 class _KeyInURL(SampleConnector):
     def build_chat_request(self, request: ChatRequest) -> HTTPRequest:
         built = super().build_chat_request(request)
-        built.params = {"key": self._api_key.reveal() if self._api_key else ""}
+        key = self._credentials.primary
+        built.params = {"key": key.reveal() if key else ""}
         return built
 
 

@@ -50,7 +50,7 @@ async def test_single_forms(monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(handle, lc.ConnectorHandle)
     async with handle as conn:
         assert isinstance(conn, lc.BaseConnector) and conn.provider == "openai"
-    assert conn._closed  # the context manager closed it
+    assert conn._sender._closed  # the context manager closed it
     conn = await lc.get_connector("openai:gpt-4.1", timeout=12)
     assert conn.default_model == "gpt-4.1" and conn.timeouts.total == 12
     await conn.aclose()

@@ -6,8 +6,7 @@ import itertools
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from llm_connectors.errors import ProtocolError
 from llm_connectors.wire.framing import NDJSONDecoder, SSEDecoder, SSEEvent

@@ -5,8 +5,7 @@ from __future__ import annotations
 import email.utils
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from llm_connectors import errors as e
 from llm_connectors.http.settings import Timeouts

@@ -23,6 +23,9 @@ import pytest
 import llm_connectors as lc
 from llm_connectors.local import runtime as rt
 from llm_connectors.local.default_model import default_model_path
+from llm_connectors.local.jobs import _STREAM_BUFFER, Failure
+from llm_connectors.local.models import _stop_all_at_exit, model_id
+from llm_connectors.local.transport import _chat_arguments, _describe
 
 pytestmark = pytest.mark.anyio
 
@@ -114,7 +117,7 @@ def test_a_missing_model_says_which_variable_to_set(tmp_path: Path) -> None:
 
 
 def test_chat_bodies_become_llama_cpp_arguments() -> None:
-    args = rt._chat_arguments({
+    args = _chat_arguments({
         "model": "m", "stream": True, "messages": [{"role": "user", "content": [{"type": "text", "text": "a"},
                                                                                {"type": "text", "text": "b"}]}],
         "tools": WEATHER, "tool_choice": "required",
@@ -124,10 +127,10 @@ def test_chat_bodies_become_llama_cpp_arguments() -> None:
     assert args["response_format"] == {"type": "json_object", "schema": {"type": "object"}}
     assert "model" not in args and "stream" not in args
     with pytest.raises(ValueError, match="exactly one tool"):
-        rt._chat_arguments({"messages": [{"role": "user", "content": "x"}], "tools": WEATHER * 2,
-                            "tool_choice": "required"})
+        _chat_arguments({"messages": [{"role": "user", "content": "x"}], "tools": WEATHER * 2,
+                         "tool_choice": "required"})
     with pytest.raises(ValueError, match="'frobnicate'"):
-        rt._chat_arguments({"messages": [{"role": "user", "content": "x"}], "frobnicate": 1})
+        _chat_arguments({"messages": [{"role": "user", "content": "x"}], "frobnicate": 1})
 
 
 async def test_a_worker_runs_ahead_of_its_reader_by_the_buffer_only() -> None:
@@ -159,9 +162,9 @@ async def test_a_worker_error_reaches_the_reader() -> None:
     job = rt.Job()
     job.start(work, "test-worker")
     item = await job.get()
-    assert isinstance(item, rt._Failure) and str(item.error) == "boom"
-    assert rt._describe(item.error)[0] == 500
-    assert rt._describe(ValueError("Requested tokens (90) exceed context window of 64"))[2] == \
+    assert isinstance(item, Failure) and str(item.error) == "boom"
+    assert _describe(item.error)[0] == 500
+    assert _describe(ValueError("Requested tokens (90) exceed context window of 64"))[2] == \
         "context_length_exceeded"
 
 
@@ -171,7 +174,7 @@ async def test_a_worker_error_reaches_the_reader() -> None:
 async def test_connector_settings_and_refusals(tmp_path: Path) -> None:
     conn = local()
     assert conn.provider == "local" and conn.base_url == rt.IN_PROCESS_URL
-    assert conn.default_model == rt.model_id(default_model_path() or Path(os.environ[rt.MODEL_ENV]))
+    assert conn.default_model == model_id(default_model_path() or Path(os.environ[rt.MODEL_ENV]))
     with pytest.raises(lc.InvalidRequestError, match="dimensions"):
         await conn.generate_embedding(None, "x", dimensions=8)
     with pytest.raises(lc.NotFoundError, match="not a local model file") as info:
@@ -247,7 +250,7 @@ async def test_closing_a_stream_stops_generation() -> None:
         [job] = new_jobs(before)
     await wait_stopped(job)
     assert job.tokens_after_stop <= 1  # the token being computed when the flag was set, at most
-    assert job.completion_tokens < 3 + rt._STREAM_BUFFER + 2  # nowhere near the 400 asked for
+    assert job.completion_tokens < 3 + _STREAM_BUFFER + 2  # nowhere near the 400 asked for
 
 
 @pytest.mark.local_model
@@ -355,7 +358,7 @@ async def test_auto_without_anything_names_the_local_extra(no_provider_env: None
 
 
 async def test_a_missing_model_says_how_to_fetch_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rt, "default_model_path", lambda: None)
+    monkeypatch.setattr("llm_connectors.local.models.default_model_path", lambda: None)
     with pytest.raises(lc.ConfigurationError, match=r"run `llm-connectors fetch-model`") as caught:
         rt.LocalRuntime()
     assert rt.MODEL_ENV in caught.value.message
@@ -378,5 +381,5 @@ def test_workers_are_daemons_stopped_at_exit() -> None:
 
     job = anyio.run(start)
     assert job._thread is not None and job._thread.daemon
-    rt._stop_all_at_exit()  # what interpreter exit runs
+    _stop_all_at_exit()  # what interpreter exit runs
     assert stopped.is_set() and job.done.wait(2)

@@ -13,8 +13,7 @@ import anyio
 import httpx
 import pytest
 import respx
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 import llm_connectors as lc
 from llm_connectors.connectors.mistral import MistralConnector, mistral_tool_call_id

@@ -11,8 +11,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 import llm_connectors as lc
 from llm_connectors.connectors.ollama import OllamaConnector, normalize_done_reason, parse_ollama_host

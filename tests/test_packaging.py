@@ -32,7 +32,7 @@ DISTRIBUTION_OF = {"llama_cpp": "llama-cpp-python", "opentelemetry": "openteleme
 # Imports a caller's own environment provides, each allowed only in the modules named, and why.
 CALLER_PROVIDED = {
     # Only reached when the caller's code already runs under trio (so trio is installed).
-    "trio": {"_asynclib.py", "http/sender.py"},
+    "trio": {"_asynclib.py", "http/bodies.py"},
     # Only imported once trio is imported; trio depends on sniffio.
     "sniffio": {"_asynclib.py"},
 }
@@ -43,12 +43,24 @@ def _name(requirement: str) -> str:
     return re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0].lower().replace("_", "-")
 
 
+def _type_checking_only(tree: ast.AST) -> set[int]:
+    """ids of the import nodes under ``if TYPE_CHECKING:``, which never run."""
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+            skipped |= {id(inner) for stmt in node.body for inner in ast.walk(stmt)}
+    return skipped
+
+
 def _third_party_imports() -> dict[str, set[str]]:
-    """Top-level import name -> the package modules (paths relative to the package) importing it."""
+    """Top-level import name -> the package modules (paths relative to the package) importing it at run time."""
     found: dict[str, set[str]] = {}
     for path in PACKAGE.rglob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
+        skipped = _type_checking_only(tree)
         for node in ast.walk(tree):
+            if id(node) in skipped:
+                continue
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +17,17 @@ def test_all_is_sorted_and_resolvable() -> None:
     for name in lc.__all__:
         assert getattr(lc, name) is not None, name
     assert set(dir(lc)) == set(lc.__all__)
+
+
+def test_type_checkers_see_exactly_the_lazy_names() -> None:
+    # __all__ is built from _LAZY; the TYPE_CHECKING block must re-export the same names from the
+    # same modules, or a type checker and the running program would disagree.
+    tree = ast.parse(Path(lc.__file__).read_text(encoding="utf-8"))
+    block = next(n for n in tree.body if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING")
+    seen = {alias.name: "." * node.level + (node.module or alias.name)
+            for node in block.body if isinstance(node, ast.ImportFrom) for alias in node.names}
+    assert seen.pop("errors") == ".errors" and "errors" not in lc._LAZY
+    assert seen == lc._LAZY
 
 
 def test_contract_names_exported() -> None:
@@ -61,7 +74,7 @@ def test_a_breaker_does_not_load_the_redis_client() -> None:
         "import sys\n"
         "from llm_connectors.connectors.openai import OpenAIConnector\n"
         "conn = OpenAIConnector(api_key='sk-test', transport='httpx')\n"
-        "assert conn._resilience.breaker is not None and 'pybreaker' in sys.modules\n"
+        "assert conn._pipeline.policies.breaker is not None and 'pybreaker' in sys.modules\n"
         "print('redis' in sys.modules, 'opentelemetry' in sys.modules)\n"
         "import redis\n"
         "print(redis.Redis is not None)\n"

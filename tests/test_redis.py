@@ -126,7 +126,7 @@ async def test_dict_config_gives_every_chain_member_the_shared_state(shared_url:
     async with lc.get_connector({"primary": members[0], "fallbacks": [members[1]], "shared_state": shared_url}) as conn:
         assert isinstance(conn, lc.FallbackConnector)
         expected = coerce_shared_state(shared_url)
-        assert [m._resilience.shared_state for m in conn.members] == [expected, expected]
+        assert [m._pipeline.policies.shared_state for m in conn.members] == [expected, expected]
 
 
 # -- rate limits ------------------------------------------------------------------------------------

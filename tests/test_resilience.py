@@ -14,7 +14,7 @@ import llm_connectors as lc
 from llm_connectors.connectors.openai import OpenAIConnector
 from llm_connectors.requests import ChatRequest
 from llm_connectors.resilience import CircuitBreakerConfig, RetryPolicy
-from llm_connectors.resilience.pipeline import Resilience
+from llm_connectors.resilience.policies import Resilience
 from llm_connectors.testing import FakeServer, Reply
 from llm_connectors.testing.faults import Fault, FaultProxy
 from llm_connectors.testing.kit import ScriptedHandler, WireKit
@@ -242,7 +242,7 @@ async def test_b5_only_health_failures_count() -> None:
             with pytest.raises(type(error)):
                 await res_h.call(fail, request())
         assert res_h.breaker is not None and res_h.breaker.state == "open", error
-        from llm_connectors.resilience.pipeline import reset_shared_state
+        from llm_connectors.resilience.policies import reset_shared_state
 
         reset_shared_state()
 

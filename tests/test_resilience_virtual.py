@@ -9,8 +9,7 @@ from typing import Any
 import anyio
 import pytest
 import trio.testing
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 import llm_connectors as lc
 from llm_connectors.resilience import RateLimit, RetryPolicy

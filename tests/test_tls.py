@@ -152,12 +152,12 @@ async def test_behind_an_environment_proxy_setting(server: FakeServer, ca_pem: s
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     async with connect(server, "httpx") as conn:
-        assert isinstance(conn._http(), ClientEngine)
+        assert isinstance(conn._sender.engine(), ClientEngine)
         with pytest.raises(lc.ConfigurationError) as info:
             await conn.generate_chat(MODEL, USER)
         assert_tls_error(info.value, "unable to get local issuer certificate")
     async with connect(server, "httpx", verify=ca_pem) as conn:
-        assert isinstance(conn._http(), ClientEngine)
+        assert isinstance(conn._sender.engine(), ClientEngine)
         await chat_and_stream(conn)
 
 
@@ -178,7 +178,7 @@ def test_verify_false_needs_the_flag() -> None:
             KIT.make_connector("https://127.0.0.1:1", verify=lax)
         # The flag alone changes nothing: verification stays on, silently.
         conn = KIT.make_connector("https://127.0.0.1:1", allow_unverified_tls=True)
-        assert conn._tls.verifies
+        assert conn._sender.config.tls.verifies
 
 
 @pytest.mark.usefixtures("warned_fresh")
@@ -194,7 +194,7 @@ async def test_verify_false_with_the_flag_works_and_warns_once(server: FakeServe
     async with first, second:
         await chat_and_stream(first)
         await chat_and_stream(second)
-        assert first._http() is second._http()  # the same trust: one shared pool
+        assert first._sender.engine() is second._sender.engine()  # the same trust: one shared pool
 
 
 # -- pools: connectors that trust differently never share a connection -----------------------------
@@ -212,9 +212,10 @@ async def test_trust_settings_never_share_a_pool(server: FakeServer, ca: trustme
         with pytest.raises(lc.ConfigurationError) as info:  # ...which the default connector must not reuse
             await strict.generate_chat(MODEL, USER)
         assert_tls_error(info.value, "unable to get local issuer certificate")
-        engines = {id(c._http()) for c in (loose, strict, by_path, by_ctx)}
+        engines = {id(c._sender.engine()) for c in (loose, strict, by_path, by_ctx)}
         assert len(engines) == 4
-        assert same_path._http() is by_path._http() and same_ctx._http() is by_ctx._http()
+        assert same_path._sender.engine() is by_path._sender.engine()
+        assert same_ctx._sender.engine() is by_ctx._sender.engine()
         await chat_and_stream(by_path)
         await chat_and_stream(same_ctx)
 
@@ -238,7 +239,7 @@ def test_a_file_without_certificates_is_refused(tmp_path: Path) -> None:
 
 def test_a_directory_of_certificates_is_accepted(tmp_path: Path) -> None:
     conn = KIT.make_connector("https://127.0.0.1:1", verify=tmp_path)
-    assert conn._tls.key == ("ca", str(tmp_path)) and conn._tls.verifies
+    assert conn._sender.config.tls.key == ("ca", str(tmp_path)) and conn._sender.config.tls.verifies
 
 
 @pytest.mark.parametrize("value", [None, 1, 0, b"/etc/ssl/ca.pem", "", ["ca.pem"]])

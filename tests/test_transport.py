@@ -20,8 +20,7 @@ import pytest
 
 import llm_connectors as lc
 from llm_connectors.connectors.openai import OpenAIConnector
-from llm_connectors.http import engine_choice as _transport
-from llm_connectors.http import pool as _pool
+from llm_connectors.http import aiohttp_engine, engine_choice as _transport, pool as _pool
 from llm_connectors.http.engines import ClientEngine, Engine, HttpcoreEngine, map_httpcore_error
 from llm_connectors.http.settings import PoolLimits, Timeouts, make_client
 from llm_connectors.testing import FakeServer, Reply, Request
@@ -44,7 +43,7 @@ def connector(url: str, engine: str, **kwargs: Any) -> OpenAIConnector:
 
 
 def engine_of(conn: lc.BaseConnector) -> str:
-    return conn._http().kind
+    return conn._sender.engine().kind
 
 
 @pytest.fixture
@@ -332,7 +331,7 @@ async def test_connectors_share_one_client_per_engine(engine: str) -> None:
         async with connector(server.url, engine) as a, connector(server.url, engine) as b:
             await a.generate_chat(MODEL, USER)
             await b.generate_chat(MODEL, USER)
-            assert a._http() is b._http()
+            assert a._sender.engine() is b._sender.engine()
             assert server.total_connections == 1
     assert _pool.open_clients() == before
 
@@ -345,7 +344,7 @@ async def test_engines_do_not_share_clients() -> None:
         async with connector(server.url, "httpx") as a, connector(server.url, "aiohttp") as b:
             await a.generate_chat(MODEL, USER)
             await b.generate_chat(MODEL, USER)
-            assert a._http() is not b._http()
+            assert a._sender.engine() is not b._sender.engine()
             assert (engine_of(a), engine_of(b)) == ("httpx", "aiohttp")
             assert _pool.open_clients() == before + 2
     assert _pool.open_clients() == before
@@ -449,16 +448,16 @@ def test_aiohttp_errors_map_like_httpx_transport() -> None:
         (aiohttp.ClientError("other"), httpx.TransportError, lc.NetworkError),
     ]
     for exc, expected, ours in cases:
-        mapped = _transport.map_error(exc)
+        mapped = aiohttp_engine.map_error(exc)
         assert type(mapped) is expected, exc
         assert type(transport_error(mapped, "p", "x")) is ours, exc
-    assert "could not connect" in transport_error(_transport.map_error(cases[2][0]), "p", "x").message
+    assert "could not connect" in transport_error(aiohttp_engine.map_error(cases[2][0]), "p", "x").message
 
 
 @needs_aiohttp
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_aiohttp_transport_directly_and_closed() -> None:
-    transport = _transport.AiohttpTransport()
+    transport = aiohttp_engine.AiohttpTransport()
     with FakeServer(lambda request: Reply.json({"path": request.path}, 404)) as server:
         async with httpx.AsyncClient(transport=transport) as client:
             resp = await client.get(server.url + "/y?q=1")
@@ -640,7 +639,7 @@ async def test_which_engine_a_connector_uses(anyio_backend: str, monkeypatch: py
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
     async with OpenAIConnector(api_key="k", base_url="http://127.0.0.1:9/v1", transport="httpx") as conn:
-        assert isinstance(conn._http(), HttpcoreEngine)  # ours: httpx's pool, below httpx's client
+        assert isinstance(conn._sender.engine(), HttpcoreEngine)  # ours: httpx's pool, below httpx's client
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
     proxied = _transport.make_engine("httpx", Timeouts(), PoolLimits())
     assert isinstance(proxied, ClientEngine) and proxied.enforces_timeouts  # httpx's client applies the proxy
@@ -664,7 +663,7 @@ async def test_a_callers_client_or_transport_goes_through_httpx(anyio_backend: s
     for conn in (OpenAIConnector(api_key="k", transport=httpx.MockTransport(mock_openai)),
                  OpenAIConnector(api_key="k", http_client=client)):
         async with conn:
-            engine = conn._http()
+            engine = conn._sender.engine()
             assert isinstance(engine, ClientEngine) and not engine.enforces_timeouts  # reads get a scope each
             assert (await conn.generate_chat(MODEL, USER)).content == "Hello"
             async with conn.generate_chat_stream(MODEL, USER) as stream:

@@ -1,10 +1,10 @@
 """Claude (``claude``, alias ``anthropic``): Anthropic's Messages API at api.anthropic.com.
 
 A pure translator between the neutral request/response types and ``POST /v1/messages``
-(WIRE.md §1): the system prompt goes to the top-level ``system`` field, ``max_tokens`` is
-always sent, tools and tool results become ``tool_use`` / ``tool_result`` blocks, images
-become ``image`` blocks, thinking blocks travel with their signatures, and the named SSE
-events are decoded by :class:`~llm_connectors.connectors.claude_stream.ClaudeStreamDecoder`.
+(WIRE.md §1). This module holds the connector (credentials, headers, validation, the model
+list) and the service definition; the request body is written by
+:mod:`~llm_connectors.connectors.claude_request`, and answers, streamed or not, are read by
+:mod:`~llm_connectors.connectors.claude_stream`.
 """
 
 from __future__ import annotations
@@ -26,19 +26,18 @@ from ..errors import (
     OverloadedError,
     ProtocolError,
     QuotaExceededError,
+    TimeoutError as ProviderTimeoutError,
 )
-from ..errors import TimeoutError as ProviderTimeoutError
 from ..requests import ChatRequest, HTTPRequest
 from ..stream import StreamDecoder
-from ..types import ChatResponse, ContentPart, Message, MessageInput, ModelInfo, ReasoningBlock, Usage
+from ..types import ChatResponse, Message, MessageInput, ModelInfo, Usage
+from .claude_request import DEFAULT_MAX_TOKENS, THINKING_HINT, Blocks, chat_body, check_thinking, translate_messages
 from .claude_stream import ClaudeStreamDecoder, normalize_stop_reason, parse_claude_usage, read_content_blocks
 
 __all__ = ["ANTHROPIC_VERSION", "CLAUDE", "DEFAULT_MAX_TOKENS", "ClaudeConnector"]
 
 #: The API version header value every request carries (WIRE.md §1.1).
 ANTHROPIC_VERSION = "2023-06-01"
-#: ``max_tokens`` is required by the API; this is sent when the caller gives none.
-DEFAULT_MAX_TOKENS = 4096
 #: Environment variable for a bearer token used instead of (or with) the API key.
 AUTH_TOKEN_ENV = "ANTHROPIC_AUTH_TOKEN"
 # The HTTP status each Anthropic error type is documented with (WIRE.md §1.7).
@@ -47,13 +46,8 @@ _STATUS_BY_TYPE = {
     "not_found_error": 404, "request_too_large": 413, "rate_limit_error": 429, "api_error": 500,
     "timeout_error": 504, "overloaded_error": 529,
 }
-_IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
-_TOOL_CHOICE = {"auto": "auto", "required": "any", "none": "none"}
 _EFFORT = ("low", "medium", "high", "xhigh", "max")
-_THINKING_HINT = ("{'type': 'enabled', 'budget_tokens': N} with N >= 1024, {'type': 'adaptive'} "
-                  "or {'type': 'disabled'}")
 _C = TypeVar("_C", bound="ClaudeConnector")
-Blocks = list[dict[str, Any]]
 
 
 def _parameters() -> tuple[ParameterDefinition, ...]:
@@ -65,7 +59,7 @@ def _parameters() -> tuple[ParameterDefinition, ...]:
     return (
         *common,
         ParameterDefinition("top_k", "integer", "Sample only from the K most likely tokens.", minimum=1),
-        ParameterDefinition("thinking", "object", "Extended thinking: " + _THINKING_HINT + "."),
+        ParameterDefinition("thinking", "object", "Extended thinking: " + THINKING_HINT + "."),
         ParameterDefinition("parallel_tool_calls", "boolean",
                             "False lets the model call at most one tool per turn."),
         ParameterDefinition("effort", "string", "How much effort the model spends (output_config.effort).",
@@ -208,7 +202,7 @@ class ClaudeConnector(BaseConnector):
             if checked is not None:
                 params["response_format"] = checked
             request = replace(request, params=params)
-        self._check_thinking(request.params.get("thinking"))
+        check_thinking(request.params.get("thinking"), self.provider)
         # Translate the messages once now, so a message Claude cannot take (an image in the
         # system prompt, an SVG data URL...) fails here, before any policy or I/O runs.
         self.wire_messages(request.messages)
@@ -226,166 +220,22 @@ class ClaudeConnector(BaseConnector):
                 "'json_schema': {'name': ..., 'schema': {...}}} instead")
         return checked if kind == "json_schema" else None
 
-    def _check_thinking(self, value: Any) -> None:
-        if value is None:
-            return
-        kind = value.get("type")
-        budget = value.get("budget_tokens")
-        ok = kind in ("adaptive", "disabled") or (
-            kind == "enabled" and isinstance(budget, int) and not isinstance(budget, bool) and budget >= 1024)
-        if not ok:
-            raise InvalidRequestError(f"option 'thinking' must be {_THINKING_HINT} for {self.provider}, "
-                                      f"got {value!r}", provider=self.provider)
-
     # -- chat request -------------------------------------------------------------------------
 
     def build_chat_request(self, request: ChatRequest) -> HTTPRequest:
         system, messages = self.wire_messages(request.messages)
-        params = request.params
-        body: dict[str, Any] = {"model": request.model, "messages": messages,
-                                "max_tokens": self._max_tokens(params)}
-        if system is not None:
-            body["system"] = system
-        self._apply_params(body, params)
-        if request.stream:
-            body["stream"] = True
+        body = chat_body(request, system, messages)
+        response_format = request.params.get("response_format")
+        if response_format is not None and response_format["type"] != "json_schema":
+            # prepare_chat refuses it already; a request built by hand may not have been through it.
+            raise self._unsupported(Capability.JSON_MODE, f"response_format {response_format['type']}")
         return HTTPRequest("POST", self.chat_path, json=body)
 
-    def _max_tokens(self, params: Mapping[str, Any]) -> int:
-        value = params.get("max_tokens")
-        if value is not None:
-            return int(value)
-        thinking = params.get("thinking") or {}
-        budget = thinking.get("budget_tokens") if thinking.get("type") == "enabled" else None
-        if isinstance(budget, int) and budget >= DEFAULT_MAX_TOKENS:
-            # The thinking budget counts toward max_tokens and must stay below it (WIRE.md §1.2);
-            # leave the default's worth of room for the answer itself.
-            return budget + DEFAULT_MAX_TOKENS
-        return DEFAULT_MAX_TOKENS
-
-    def _apply_params(self, body: dict[str, Any], params: Mapping[str, Any]) -> None:
-        for name in ("temperature", "top_p", "top_k", "thinking", "metadata", "service_tier"):
-            if name in params:
-                body[name] = params[name]
-        if "stop" in params:
-            body["stop_sequences"] = list(params["stop"])
-        tools = params.get("tools")
-        if tools:
-            body["tools"] = [_wire_tool(t["function"]) for t in tools]
-        choice = _wire_tool_choice(params.get("tool_choice"), params.get("parallel_tool_calls"), bool(tools))
-        if choice is not None:
-            body["tool_choice"] = choice
-        output: dict[str, Any] = {}
-        response_format = params.get("response_format")
-        if response_format is not None:
-            if response_format["type"] != "json_schema":  # prepare_chat rejects it; a direct caller may not
-                raise self._unsupported(Capability.JSON_MODE, f"response_format {response_format['type']}")
-            output["format"] = {"type": "json_schema", "schema": response_format["json_schema"]["schema"]}
-        if "effort" in params:
-            output["effort"] = params["effort"]
-        if output:
-            body["output_config"] = output
-
     def wire_messages(self, messages: Sequence[Message]) -> tuple[str | Blocks | None, Blocks]:
-        """Split off the system prompt and turn the rest into Claude turns.
+        """The system prompt (top-level ``system``) and the Claude turns; see :func:`translate_messages`."""
+        return translate_messages(messages, self.provider)
 
-        System messages (wherever they are) become the top-level ``system``: a plain string
-        for one string message, text blocks otherwise. Consecutive tool results become one
-        user turn of ``tool_result`` blocks, as the API expects.
-        """
-        system: list[dict[str, Any]] = []
-        turns: list[dict[str, Any]] = []
-        results: list[dict[str, Any]] | None = None  # the open user turn of tool results
-        for index, message in enumerate(messages):
-            where = f"messages[{index}]"
-            role = message.role
-            if role == "system":
-                system.extend(self._system_blocks(message.content, where))
-                continue
-            if role == "tool":
-                block = self._tool_result(message, where)
-                if results is None:
-                    results = []
-                    turns.append({"role": "user", "content": results})
-                results.append(block)
-                continue
-            results = None
-            turn = self._assistant_turn(message, where) if role == "assistant" \
-                else {"role": "user", "content": self._user_content(message.content, where)}
-            if turn is not None:
-                turns.append(turn)
-        if not turns:
-            raise InvalidRequestError("Claude needs at least one user message besides the system prompt",
-                                      provider=self.provider)
-        return _system_value(system, messages), turns
-
-    def _system_blocks(self, content: str | list[ContentPart] | None, where: str) -> list[dict[str, Any]]:
-        if isinstance(content, str) or content is None:
-            return [{"type": "text", "text": content}] if content else []
-        if any(part["type"] != "text" for part in content):
-            raise InvalidRequestError(f"{where}: Claude's system prompt takes text only, not images",
-                                      provider=self.provider)
-        return [{"type": "text", "text": part["text"]} for part in content if part["text"]]
-
-    def _user_content(self, content: str | list[ContentPart] | None, where: str) -> str | Blocks:
-        if content is None or isinstance(content, str):
-            return content or ""
-        return self._blocks(content, where)
-
-    def _blocks(self, parts: list[ContentPart], where: str) -> list[dict[str, Any]]:
-        blocks: list[dict[str, Any]] = []
-        for i, part in enumerate(parts):
-            if part["type"] == "text":
-                if part["text"]:  # the API rejects empty text blocks
-                    blocks.append({"type": "text", "text": part["text"]})
-            else:
-                blocks.append(self._image(part["image_url"]["url"], f"{where}.content[{i}]"))
-        return blocks
-
-    def _image(self, url: str, where: str) -> dict[str, Any]:
-        """A data URL becomes a base64 source, an http(s) URL a url source (WIRE.md §1.2)."""
-        if not url.startswith("data:"):
-            return {"type": "image", "source": {"type": "url", "url": url}}
-        header, comma, data = url[5:].partition(",")
-        media_type, *attributes = header.split(";")
-        media_type = media_type.strip().lower()
-        if media_type == "image/jpg":  # a common misspelling the API would reject
-            media_type = "image/jpeg"
-        if not comma or "base64" not in (a.strip().lower() for a in attributes) or not data:
-            raise InvalidRequestError(f"{where}: image data URLs must be base64, like "
-                                      "data:image/png;base64,...", provider=self.provider)
-        if media_type not in _IMAGE_TYPES:
-            raise InvalidRequestError(f"{where}: Claude accepts {', '.join(_IMAGE_TYPES)} images, "
-                                      f"not {media_type or 'an untyped data URL'}", provider=self.provider)
-        return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
-
-    def _assistant_turn(self, message: Message, where: str) -> dict[str, Any] | None:
-        content = message.content
-        if not message.reasoning and not message.tool_calls and isinstance(content, str) and content:
-            return {"role": "assistant", "content": content}
-        # Thinking blocks first: Claude checks their signatures and wants them leading the turn.
-        blocks = [b for b in (_thinking_block(r) for r in message.reasoning) if b is not None]
-        if isinstance(content, str):
-            if content:
-                blocks.append({"type": "text", "text": content})
-        elif content is not None:
-            if any(part["type"] != "text" for part in content):
-                raise InvalidRequestError(f"{where}: Claude accepts images in user and tool messages only",
-                                          provider=self.provider)
-            blocks.extend(self._blocks(content, where))
-        blocks.extend({"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments}
-                      for call in message.tool_calls)
-        # A turn with nothing in it carries no information and the API rejects empty content.
-        return {"role": "assistant", "content": blocks} if blocks else None
-
-    def _tool_result(self, message: Message, where: str) -> dict[str, Any]:
-        block: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.tool_call_id}
-        content = message.content
-        if isinstance(content, list):
-            content = self._blocks(content, where) or None
-        if content:
-            block["content"] = content
-        return block
+    # -- chat response ------------------------------------------------------------------------
 
     def parse_chat_response(self, data: Any, request: ChatRequest) -> ChatResponse:
         if not isinstance(data, dict):
@@ -449,54 +299,6 @@ def _beta_header(betas: Sequence[str] | str) -> str:
             raise ConfigurationError(f"betas must be non-empty beta names without commas, got {name!r}",
                                      provider="claude")
     return ",".join(name.strip() for name in names)
-
-
-def _system_value(blocks: Blocks, messages: Sequence[Message]) -> str | Blocks | None:
-    if not blocks:
-        return None
-    system_messages = [m for m in messages if m.role == "system"]
-    if len(blocks) == 1 and len(system_messages) == 1 and isinstance(system_messages[0].content, str):
-        return str(blocks[0]["text"])  # the plain-string form, as most callers (and the SDK docs) send it
-    return blocks
-
-
-def _thinking_block(block: ReasoningBlock) -> dict[str, Any] | None:
-    """A reasoning block as Claude wants it back; ``None`` for blocks Claude cannot verify.
-
-    Reasoning without a signature (from another provider, or hand-written) would be rejected,
-    so it is left out.
-    """
-    if block.redacted_data:
-        return {"type": "redacted_thinking", "data": block.redacted_data}
-    if block.signature:
-        return {"type": "thinking", "thinking": block.text, "signature": block.signature}
-    return None
-
-
-def _wire_tool(function: Mapping[str, Any]) -> dict[str, Any]:
-    schema = dict(function["parameters"])
-    schema.setdefault("type", "object")  # Claude requires an object schema; OpenAI tolerates its absence
-    tool: dict[str, Any] = {"name": function["name"], "input_schema": schema}
-    if function.get("description"):
-        tool["description"] = function["description"]
-    if "strict" in function:
-        tool["strict"] = function["strict"]
-    return tool
-
-
-def _wire_tool_choice(choice: Any, parallel: Any, has_tools: bool) -> dict[str, Any] | None:
-    """OpenAI's tool_choice (+ ``parallel_tool_calls``) as Claude's ``tool_choice`` object."""
-    if choice is None:
-        if parallel is False and has_tools:
-            return {"type": "auto", "disable_parallel_tool_use": True}
-        return None
-    if isinstance(choice, dict):
-        out: dict[str, Any] = {"type": "tool", "name": choice["function"]["name"]}
-    else:
-        out = {"type": _TOOL_CHOICE[choice]}
-    if parallel is False and out["type"] != "none":  # "none" takes no such flag
-        out["disable_parallel_tool_use"] = True
-    return out
 
 
 def _unix_time(value: Any) -> int | None:

@@ -35,7 +35,8 @@ from ..types import ChatChunk, ChatResponse, Message, MessageInput, ReasoningBlo
 from ..wire import jsonio as _json
 from ..wire.classify import ErrorInfo
 from ..wire.framing import SSEEvent
-from .openai_compat import OpenAICompatibleConnector, OpenAIStreamDecoder
+from .openai_compat import OpenAICompatibleConnector
+from .openai_parse import OpenAIStreamDecoder
 
 __all__ = ["MISTRAL", "MistralConnector", "MistralStreamDecoder", "mistral_tool_call_id"]
 

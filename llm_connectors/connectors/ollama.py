@@ -14,19 +14,19 @@ Wire facts: WIRE.md §4 and §5. What differs from the OpenAI dialect, and why t
 * Errors are ``{"error": "text"}``, with no code, also as a line inside a 200 stream.
 * ``tool_choice`` does not exist: ``"auto"`` (the server's behaviour) is accepted and not
   sent; anything else raises :class:`UnsupportedCapabilityError` before any I/O.
+
+This module holds the connector, the service definition, ``OLLAMA_HOST`` parsing, error
+codes, embeddings and the model list; the chat body is written by
+:mod:`~llm_connectors.connectors.ollama_request`, and chat answers, streamed or not, are read
+by :mod:`~llm_connectors.connectors.ollama_stream`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
-from urllib.parse import unquote_to_bytes
 
 from .._env import settings_from_env
 from ..base import BaseConnector
@@ -49,20 +49,13 @@ from ..errors import (
 )
 from ..requests import ChatRequest, EmbeddingRequest, HTTPRequest
 from ..stream import StreamDecoder
-from ..types import (
-    ChatChunk,
-    ChatResponse,
-    EmbeddingResponse,
-    Message,
-    MessageInput,
-    ModelInfo,
-    ToolCall,
-    Usage,
-)
+from ..types import ChatResponse, EmbeddingResponse, Message, MessageInput, ModelInfo, ToolCall, Usage
 from ..wire.classify import ErrorInfo, parse_error_body
-from ..wire.messages import text_of, tool_result_text
+from .ollama_request import chat_body, check_top_level, no_tool_choice_error, translate_messages
+from .ollama_stream import OllamaStreamDecoder, count_or_zero, normalize_done_reason, read_tool_call
 
-__all__ = ["OLLAMA", "OllamaConnector", "OllamaStreamDecoder", "parse_ollama_host"]
+# OllamaStreamDecoder and normalize_done_reason were first defined here and are still imported from here.
+__all__ = ["OLLAMA", "OllamaConnector", "OllamaStreamDecoder", "normalize_done_reason", "parse_ollama_host"]
 
 C = TypeVar("C", bound="OllamaConnector")
 
@@ -104,9 +97,6 @@ OLLAMA = ServiceDefinition(
     docs_url="https://github.com/ollama/ollama/blob/main/docs/api.md",
 )
 
-# Normalised option -> key in the native `options` object; declared extras keep their own name.
-_OPTION_KEYS = {"max_tokens": "num_predict"}
-_THINK_LEVELS = ("low", "medium", "high", "max")
 _EMBEDDING_OPTIONS = ("dimensions", "truncate")
 
 # Ollama errors carry no code, only text (WIRE.md §4.6); these messages name a precise error.
@@ -170,70 +160,6 @@ def parse_ollama_host(value: str) -> str:
     return f"{base}/{path}" if path else base
 
 
-def normalize_done_reason(native: Any, has_tool_calls: bool) -> str:
-    """Ollama's ``done_reason`` in our vocabulary (WIRE.md §5.1).
-
-    A turn that called tools ends with ``stop`` (there is no ``tool_calls`` reason), and an
-    empty or absent reason with tool calls is read the same way.
-    """
-    if native in ("stop", "", None) and has_tool_calls:
-        return "tool_calls"
-    if native in ("stop", "length"):
-        return str(native)
-    return "other"  # load, unload, "", and whatever a newer server invents
-
-
-def ollama_usage(data: Mapping[str, Any]) -> Usage:
-    """Eval counts as usage; the counts are ``omitempty`` on the wire, so absent means 0."""
-    return Usage.of(_count(data.get("prompt_eval_count")), _count(data.get("eval_count")))
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-class OllamaStreamDecoder(StreamDecoder):
-    """Parsed NDJSON lines of ``/api/chat`` in, chunks out.
-
-    Text, thinking and (complete) tool calls are emitted as their lines arrive; the
-    ``done: true`` line ends the stream and brings the finish reason and usage together.
-    A ``{"error": ...}`` line raises the typed error.
-    """
-
-    def __init__(self, connector: OllamaConnector, request: ChatRequest) -> None:
-        super().__init__(connector.provider, request.model)
-        self._connector = connector
-
-    def feed(self, event: Any) -> ChatChunk | None:
-        if self.done:
-            return None  # the answer is complete; nothing is defined after the end marker
-        if not isinstance(event, dict):
-            raise ProtocolError("stream line is not a JSON object", provider=self.provider)
-        if event.get("error") not in (None, ""):
-            raise self._connector.error_from_payload(event)
-        model = event.get("model")
-        if isinstance(model, str) and model:
-            self.model = model
-        message = event.get("message")
-        if not isinstance(message, Mapping):
-            message = {}
-        calls = [self._connector.parse_tool_call(raw, len(self.tool_calls) + i)
-                 for i, raw in enumerate(message.get("tool_calls") or ())]
-        text, thinking = _text(message.get("content")), _text(message.get("thinking"))
-        if event.get("done") is not True:
-            return self.chunk(text, thinking, calls, raw=event)
-        self.done = True
-        self.raw = event
-        native = event.get("done_reason")
-        self.native_finish_reason = native if isinstance(native, str) else None
-        finish = normalize_done_reason(native, bool(self.tool_calls or calls))
-        return self.chunk(text, thinking, calls, finish_reason=finish, usage=ollama_usage(event), raw=event)
-
-
 class OllamaConnector(BaseConnector):
     """Ollama's native API, local (``http://localhost:11434``) or ollama.com.
 
@@ -273,110 +199,24 @@ class OllamaConnector(BaseConnector):
         request = super().prepare_chat(model, messages, options, stream=stream)
         choice = request.params.get("tool_choice")
         if choice is not None and choice != "auto":
-            raise self._no_tool_choice(choice)
+            raise no_tool_choice_error(choice, self.provider)
         self.wire_messages(request.messages)  # remote images, unknown tool results
-        _check_top_level(request.extra, self.provider)
+        check_top_level(request.extra, self.provider)
         return request
 
     def prepare_embedding(self, model: str | None, input: str | Sequence[str],
                           options: Mapping[str, Any]) -> EmbeddingRequest:
         request = super().prepare_embedding(model, input, options)
-        _check_top_level(request.extra, self.provider)
+        check_top_level(request.extra, self.provider)
         return request
 
     def build_chat_request(self, request: ChatRequest) -> HTTPRequest:
-        body: dict[str, Any] = {
-            "model": request.model,
-            "messages": self.wire_messages(request.messages),
-            "stream": request.stream,  # always explicit: the server streams when it is absent
-        }
-        options: dict[str, Any] = {}
-        for name, value in request.params.items():
-            if name == "tools":
-                body["tools"] = [_wire_tool(tool) for tool in value]
-            elif name == "tool_choice":
-                if value != "auto":  # prepare_chat refuses these; a hand-built request must too
-                    raise self._no_tool_choice(value)
-            elif name == "response_format":
-                if value["type"] == "json_object":
-                    body["format"] = "json"
-                elif value["type"] == "json_schema":
-                    body["format"] = value["json_schema"]["schema"]
-            else:
-                options[_OPTION_KEYS.get(name, name)] = value
-        if options:
-            body["options"] = options
+        body = chat_body(request, self.wire_messages(request.messages), self.provider)
         return HTTPRequest("POST", self.chat_path, json=body)
 
     def wire_messages(self, messages: Sequence[Message]) -> list[dict[str, Any]]:
-        """The conversation in Ollama's shape; tool results get the name of the call they answer."""
-        names: dict[str, str] = {}
-        out = []
-        for index, message in enumerate(messages):
-            for call in message.tool_calls:
-                names[call.id] = call.name  # a later turn reusing an id wins, as it answers that one
-            out.append(self._wire_message(message, index, names))
-        return out
-
-    def _wire_message(self, message: Message, index: int, names: Mapping[str, str]) -> dict[str, Any]:
-        content = message.content
-        if message.role == "tool":
-            call_id = message.tool_call_id or ""
-            tool_name = names.get(call_id) or message.name
-            if not tool_name:
-                raise InvalidRequestError(
-                    f"messages[{index}]: the tool result answers tool_call_id {call_id!r}, but no earlier "
-                    "assistant message has a call with that id; Ollama needs the tool's name "
-                    "(pass name='<tool name>' on the tool message)", provider=self.provider)
-            return {"role": "tool", "content": tool_result_text(content), "tool_name": tool_name,
-                    "tool_call_id": call_id}
-        # `content` is required by the spec's ChatMessage, so it is sent even when empty.
-        out: dict[str, Any] = {"role": message.role, "content": text_of(content)}
-        if isinstance(content, list):
-            images = [self._wire_image(part["image_url"]["url"], index)
-                      for part in content if part.get("type") == "image_url"]
-            if images:
-                out["images"] = images
-        if message.tool_calls:
-            out["tool_calls"] = [{"id": c.id, "function": {"name": c.name, "arguments": dict(c.arguments)}}
-                                 for c in message.tool_calls]
-        thinking = "".join(block.text for block in message.reasoning)
-        if thinking and message.role == "assistant":
-            out["thinking"] = thinking
-        return out
-
-    def _wire_image(self, url: str, index: int) -> str:
-        """A data: URL as the bare base64 Ollama wants; remote URLs are refused (no I/O here)."""
-        where = f"messages[{index}]"
-        if not url.startswith("data:"):
-            host = url.split("://", 1)[-1].split("/", 1)[0]
-            raise UnsupportedCapabilityError(
-                f"{where}: Ollama's native API takes images only as base64 data, not URLs "
-                f"(got an image URL on {host}); download it and pass a data URL such as "
-                "'data:image/png;base64,...'", provider=self.provider)
-        header, comma, payload = url[5:].partition(",")
-        media_type, *params = header.split(";")
-        if not comma or not payload.strip():
-            raise InvalidRequestError(f"{where}: the image data URL has no data", provider=self.provider)
-        if media_type and not media_type.lower().startswith("image/"):
-            raise InvalidRequestError(f"{where}: data URL of type {media_type!r} is not an image",
-                                      provider=self.provider)
-        if any(p.strip().lower() == "base64" for p in params):
-            data = "".join(payload.split())
-            try:
-                base64.b64decode(data, validate=True)
-            except (binascii.Error, ValueError):
-                raise InvalidRequestError(f"{where}: the image data URL is not valid base64",
-                                          provider=self.provider) from None
-            return data
-        return base64.b64encode(unquote_to_bytes(payload)).decode("ascii")
-
-    def _no_tool_choice(self, choice: Any) -> UnsupportedCapabilityError:
-        shown = choice if isinstance(choice, str) else f"function {choice['function']['name']!r}"
-        hint = " (to forbid tool calls, leave out tools)" if choice == "none" else ""
-        return UnsupportedCapabilityError(
-            f"Ollama has no tool_choice: the model always decides itself ('auto'); cannot honour "
-            f"tool_choice {shown}{hint}", provider=self.provider)
+        """The conversation in Ollama's shape; see :func:`translate_messages`."""
+        return translate_messages(messages, self.provider)
 
     def parse_chat_response(self, data: Any, request: ChatRequest) -> ChatResponse:
         # The non-streaming answer is one `done: true` line: one decoder gives stream parity.
@@ -392,19 +232,7 @@ class OllamaConnector(BaseConnector):
         ``index`` counts the calls of the whole answer, so the same answer gives the same ids
         whether streamed or not.
         """
-        function = raw.get("function") if isinstance(raw, Mapping) else None
-        name = function.get("name") if isinstance(function, Mapping) else None
-        if not isinstance(function, Mapping) or not isinstance(name, str) or not name:
-            raise ProtocolError("tool call without a function name", provider=self.provider)
-        arguments = function.get("arguments")
-        call_id = raw.get("id")
-        if not isinstance(call_id, str) or not call_id:
-            call_id = _synthetic_id(index, name, arguments)
-        if isinstance(arguments, Mapping):
-            return ToolCall(id=call_id, name=name, arguments=dict(arguments))
-        if isinstance(arguments, str):  # not Ollama's shape, but proxies re-encode
-            return ToolCall.from_json_text(call_id, name, arguments)
-        return ToolCall(id=call_id, name=name, arguments={})
+        return read_tool_call(raw, index, self.provider)
 
     def create_stream_decoder(self, request: ChatRequest) -> StreamDecoder:
         return OllamaStreamDecoder(self, request)
@@ -443,7 +271,7 @@ class OllamaConnector(BaseConnector):
                 f"for {len(request.inputs)} inputs", provider=self.provider)
         if not all(isinstance(v, list) for v in vectors):
             raise ProtocolError("an embedding is not a list of numbers", provider=self.provider)
-        tokens = _count(data.get("prompt_eval_count"))  # embeddings have input tokens only
+        tokens = count_or_zero(data.get("prompt_eval_count"))  # embeddings have input tokens only
         usage = Usage(input_tokens=tokens, total_tokens=tokens)
         return EmbeddingResponse(embeddings=vectors, model=data.get("model") or request.model,
                                  provider=self.provider, usage=usage)
@@ -468,46 +296,12 @@ class OllamaConnector(BaseConnector):
             context = details.get("context_length") if isinstance(details, Mapping) else None
             models.append(ModelInfo(
                 id=ident, name=item.get("name") or ident, created=_timestamp(item.get("modified_at")),
-                context_length=_count(context) or None, raw=item))
+                context_length=count_or_zero(context) or None, raw=item))
         return models, None
 
     def build_health_request(self) -> HTTPRequest:
         """``/api/version`` locally (cheapest); ``/api/tags`` with a key, which checks the key too."""
-        return HTTPRequest("GET", self.tags_path if self._api_key is not None else self.version_path)
-
-
-def _check_top_level(extra: Mapping[str, Any] | None, provider: str) -> None:
-    """Check the documented top-level fields given through ``provider_options``/``extra``."""
-    if not extra:
-        return
-    if "keep_alive" in extra:
-        value = extra["keep_alive"]
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise InvalidRequestError(
-                f"keep_alive must be a duration string like '5m' or a number of seconds, got {value!r}",
-                provider=provider)
-    if "think" in extra:
-        value = extra["think"]
-        if not isinstance(value, bool) and value not in _THINK_LEVELS:
-            raise InvalidRequestError(
-                f"think must be True, False or one of {', '.join(map(repr, _THINK_LEVELS))}, got {value!r}",
-                provider=provider)
-
-
-def _wire_tool(tool: Mapping[str, Any]) -> dict[str, Any]:
-    # Ollama's tool has name, description and parameters only; `strict` has no meaning there.
-    function = {k: v for k, v in tool["function"].items() if k != "strict"}
-    return {"type": "function", "function": function}
-
-
-def _synthetic_id(index: int, name: str, arguments: Any) -> str:
-    """A stable id for a call the server sent without one (older servers)."""
-    try:
-        canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    except (TypeError, ValueError):
-        canonical = repr(arguments)
-    digest = hashlib.sha256(f"{name}\0{canonical}".encode()).hexdigest()[:8]
-    return f"call_{index}_{digest}"
+        return HTTPRequest("GET", self.tags_path if self.has_api_key else self.version_path)
 
 
 def _timestamp(value: Any) -> int | None:

@@ -11,7 +11,7 @@
   caller's own client (``http_client=``), one around a caller's transport (``transport=<object>``),
   or a pooled one when the environment configures a proxy (httpx's proxy handling is the
   reference). Mocks (respx, ``httpx.MockTransport``) see exactly what they always saw.
-* :class:`~llm_connectors.http.engine_choice.AiohttpEngine`, aiohttp's pool with no httpx object in between.
+* :class:`~llm_connectors.http.aiohttp_engine.AiohttpEngine`, aiohttp's pool with no httpx object in between.
 
 Every engine raises httpx's exceptions (``httpx.ConnectError``, ``httpx.ReadTimeout``...), so
 ``_classify.transport_error`` maps a failure to the same typed error whichever engine ran, and

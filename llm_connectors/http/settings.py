@@ -233,6 +233,14 @@ def make_client(timeouts: Timeouts, limits: PoolLimits, transport: httpx.AsyncBa
     return client
 
 
+PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+
+def env_proxies() -> bool:
+    """Whether a proxy is configured in the environment (httpx then applies it, NO_PROXY included)."""
+    return any(os.environ.get(name) for name in PROXY_VARS)
+
+
 def join_url(base_url: str, path: str) -> str:
     if not path:
         return base_url

@@ -1,6 +1,6 @@
-"""Retries, circuit breakers and rate limiters around every connector (see pipeline.py)."""
+"""Retries, circuit breakers and rate limiters around every connector (see policies.py)."""
 
 from .config import CircuitBreakerConfig, RateLimit, RetryPolicy
-from .pipeline import Resilience, reset_shared_state
+from .policies import Resilience, reset_shared_state
 
 __all__ = ["CircuitBreakerConfig", "RateLimit", "Resilience", "RetryPolicy", "reset_shared_state"]

@@ -103,7 +103,7 @@ class Resilience:
         self.breaker_config = (CircuitBreakerConfig() if circuit_breaker is None
                                else coerce(CircuitBreakerConfig, circuit_breaker, what="circuit_breaker"))
         self.rate_limit = coerce(RateLimit, rate_limit, what="rate_limit")
-        self._stats = stats
+        self.stats = stats
         self._key = (provider, base_url)
         self.shared_state: SharedState | None = None
         if shared_state is not None and shared_state is not False:
@@ -173,55 +173,39 @@ class Resilience:
 
     async def call(self, attempt: Callable[[Any], Awaitable[R]], request: ChatRequest | EmbeddingRequest) -> R:
         """Run a non-streaming call through retry → breaker → limiter → attempt."""
+        return await self._run(attempt, request, lambda result, admitted: admitted.succeeded(
+            _total_tokens(getattr(result, "usage", None))))
+
+    async def open_stream(self, attempt: Callable[[ChatRequest], Awaitable[OpenStream]],
+                          request: ChatRequest) -> OpenStream:
+        """Open a stream through the layers; they act only until its first chunk, then settle when it ends."""
+        return await self._run(attempt, request, lambda stream, admitted: stream.on_finish.append(
+            admitted.stream_finished))
+
+    async def _run(self, attempt: Callable[[Any], Awaitable[R]], request: ChatRequest | EmbeddingRequest,
+                   settle: Callable[[R, _Admitted], None]) -> R:
+        """Retry ``attempt``; each try is admitted (circuit, fleet, rate limit), then settled by ``settle``."""
         tokens = self._reservation(request)
 
         async def once() -> R:
-            limiter, breaker, shared = self.limiter(), self.breaker, self.shared_breaker
-            permit, probe, lease = await self._enter(limiter, breaker, shared, tokens, request.deadline)
+            limiter = self.limiter()
+            admitted = await self._enter(limiter, self.breaker, self.shared_breaker, tokens, request.deadline)
             try:
                 result = await attempt(request)
             except BaseException as exc:
-                _end(breaker, shared, probe, lease, exc)
-                permit.refund()
+                admitted.failed(exc)
                 self._after_error(limiter, exc)
                 raise
-            finally:
-                permit.release()
-            _end(breaker, shared, probe, lease, None)
-            permit.reconcile(_total_tokens(getattr(result, "usage", None)))
+            settle(result, admitted)
             return result
 
         return await self._with_retries(once, request.deadline)
 
-    async def open_stream(self, attempt: Callable[[ChatRequest], Awaitable[OpenStream]],
-                          request: ChatRequest) -> OpenStream:
-        """Open a stream through the layers; they act only until its first chunk."""
-        tokens = self._reservation(request)
-
-        async def once() -> OpenStream:
-            limiter, breaker, shared = self.limiter(), self.breaker, self.shared_breaker
-            permit, probe, lease = await self._enter(limiter, breaker, shared, tokens, request.deadline)
-            try:
-                stream = await attempt(request)
-            except BaseException as exc:
-                _end(breaker, shared, probe, lease, exc)
-                permit.refund()
-                permit.release()
-                self._after_error(limiter, exc)
-                raise
-            stream.on_finish.append(
-                lambda response, error: self._stream_finished(permit, breaker, shared, probe, lease, response, error))
-            return stream
-
-        return await self._with_retries(once, request.deadline)
-
     async def _enter(self, limiter: RateLimiter, breaker: Breaker | None, shared: SharedBreaker | None,
-                     tokens: int, deadline: float | None) -> tuple[Permit, bool, str | None]:
+                     tokens: int, deadline: float | None) -> _Admitted:
         """Admit one attempt: circuit here, circuit in the fleet, rate limit, then the probe gate.
 
-        Returns the permit, whether this is this process's half-open probe, and the fleet's probe
-        lease (``None`` unless this call is the fleet's probe). Whatever fails gives back what
-        was taken before it.
+        Whatever fails gives back what was taken before it.
         """
         if breaker is not None:
             breaker.check()
@@ -240,7 +224,7 @@ class Resilience:
             if shared is not None:
                 shared.finish(lease, None, finished=False)
             raise
-        return permit, probe, lease
+        return _Admitted(permit, breaker, shared, probe, lease)
 
     async def _with_retries(self, once: Callable[[], Awaitable[R]], deadline: float | None) -> R:
         policy = self.retry_policy
@@ -252,8 +236,8 @@ class Resilience:
     async def _admit(self, limiter: RateLimiter, tokens: int, deadline: float | None) -> Permit:
         started = time.perf_counter()
         permit = await limiter.acquire(tokens, deadline)
-        if self._stats is not None:
-            self._stats.limiter_wait += time.perf_counter() - started
+        if self.stats is not None:
+            self.stats.limiter_wait += time.perf_counter() - started
         return permit
 
     def _after_error(self, limiter: RateLimiter, error: BaseException) -> None:
@@ -262,25 +246,9 @@ class Resilience:
         if isinstance(error, RateLimitError) and error.status_code == 429 and error.retry_after:
             limiter.note_retry_after(error.retry_after)
 
-    def _stream_finished(self, permit: Permit, breaker: Breaker | None, shared: SharedBreaker | None, probe: bool,
-                         lease: str | None, response: ChatResponse | None, error: BaseException | None) -> None:
-        permit.release()
-        if response is not None:
-            permit.reconcile(_total_tokens(response.usage))
-        if breaker is None:
-            return
-        if response is not None:
-            _end(breaker, shared, probe, lease, None)
-        elif isinstance(error, LLMConnectorError):
-            # A stream broken mid-way is recorded by what broke it, not by the wrapper.
-            cause = error.__cause__ if isinstance(error.__cause__, LLMConnectorError) else error
-            _end(breaker, shared, probe, lease, cause)
-        else:  # abandoned by the caller, or cancelled: neutral
-            _end(breaker, shared, probe, lease, error, finished=False)
-
     def _count_retry(self, error: LLMConnectorError, wait: float) -> None:
-        if self._stats is not None:
-            self._stats.retries += 1
+        if self.stats is not None:
+            self.stats.retries += 1
 
     def _reservation(self, request: ChatRequest | EmbeddingRequest) -> int:
         """Tokens a call reserves: a rough input estimate plus its output allowance."""
@@ -313,15 +281,49 @@ class Resilience:
         return snapshot
 
 
-def _end(breaker: Breaker | None, shared: SharedBreaker | None, probe: bool, lease: str | None,
-         outcome: BaseException | None, *, finished: bool = True) -> None:
-    """Record an admitted attempt's outcome on the local breaker, then on the fleet's probe."""
-    try:
-        if breaker is not None:
-            breaker.end(probe, outcome, finished=finished)
-    finally:
-        if shared is not None:
-            shared.finish(lease, outcome, finished=finished)
+class _Admitted:
+    """One admitted attempt: its rate-limit permit, whether it is the half-open probe (here and in
+    the fleet), and how its outcome is recorded once, whichever way it ends."""
+
+    __slots__ = ("breaker", "lease", "permit", "probe", "shared")
+
+    def __init__(self, permit: Permit, breaker: Breaker | None, shared: SharedBreaker | None, probe: bool,
+                 lease: str | None) -> None:
+        self.permit = permit
+        self.breaker = breaker
+        self.shared = shared
+        self.probe = probe
+        self.lease = lease
+
+    def failed(self, error: BaseException) -> None:
+        self._end(error)
+        self.permit.refund()
+        self.permit.release()
+
+    def succeeded(self, tokens: int | None) -> None:
+        self.permit.release()
+        self._end(None)
+        self.permit.reconcile(tokens)
+
+    def stream_finished(self, response: ChatResponse | None, error: BaseException | None) -> None:
+        self.permit.release()
+        if response is not None:
+            self.permit.reconcile(_total_tokens(response.usage))
+            self._end(None)
+        elif isinstance(error, LLMConnectorError):
+            # A stream broken mid-way is recorded by what broke it, not by the wrapper.
+            self._end(error.__cause__ if isinstance(error.__cause__, LLMConnectorError) else error)
+        else:  # abandoned by the caller, or cancelled: neutral
+            self._end(error, finished=False)
+
+    def _end(self, outcome: BaseException | None, *, finished: bool = True) -> None:
+        """Record the outcome on the local breaker, then on the fleet's probe."""
+        try:
+            if self.breaker is not None:
+                self.breaker.end(self.probe, outcome, finished=finished)
+        finally:
+            if self.shared is not None:
+                self.shared.finish(self.lease, outcome, finished=finished)
 
 
 def _total_tokens(usage: Usage | None) -> int | None:

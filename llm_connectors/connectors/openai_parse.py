@@ -1,0 +1,189 @@
+"""Reading answers in the OpenAI Chat Completions dialect: the JSON response's parts and the SSE stream.
+
+Pure translation, shared by OpenAI, Mistral and every compatible server: finish reasons, usage,
+content parts (text and reasoning), and :class:`OpenAIStreamDecoder` for ``data:`` chunks. Wire
+facts: WIRE.md §2.4 (streaming) and §5 (normalisation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from ..errors import LLMConnectorError, ProtocolError
+from ..requests import ChatRequest
+from ..stream import StreamDecoder
+from ..types import ChatChunk, ToolCall, Usage
+from ..wire import jsonio as _json
+from ..wire.framing import SSEEvent
+
+__all__ = [
+    "OpenAIStreamDecoder",
+    "normalize_finish_reason",
+    "parse_openai_usage",
+    "reasoning_field",
+    "split_content",
+]
+
+_FINISH = {
+    "stop": "stop",
+    "length": "length",
+    "model_length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+    "error": "error",
+}
+
+
+class StreamErrors(Protocol):
+    """What a decoder needs from its connector: the provider id and how an in-stream error reads."""
+
+    provider: str
+
+    def error_from_payload(self, payload: Any, *, status: int | None = None) -> LLMConnectorError: ...
+
+
+def normalize_finish_reason(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return _FINISH.get(value, "other")
+
+
+def parse_openai_usage(usage: Any) -> Usage | None:
+    """OpenAI-shaped usage (``prompt_tokens`` includes cached tokens, WIRE.md §5.2)."""
+    if not isinstance(usage, Mapping):
+        return None
+    prompt = usage.get("prompt_tokens_details") or {}
+    completion = usage.get("completion_tokens_details") or {}
+    return Usage.of(
+        usage.get("prompt_tokens"),
+        usage.get("completion_tokens"),
+        usage.get("total_tokens"),
+        cache_read_tokens=prompt.get("cached_tokens") if isinstance(prompt, Mapping) else None,
+        cache_write_tokens=prompt.get("cache_write_tokens") if isinstance(prompt, Mapping) else None,
+        reasoning_tokens=completion.get("reasoning_tokens") if isinstance(completion, Mapping) else None,
+    )
+
+
+def split_content(content: Any) -> tuple[str, str]:
+    """(text, reasoning) from a string or a list of content chunks (Mistral's reasoning models)."""
+    if content is None:
+        return "", ""
+    if isinstance(content, str):
+        return content, ""
+    if not isinstance(content, list):
+        return str(content), ""
+    text: list[str] = []
+    thinking: list[str] = []
+    for part in content:
+        if not isinstance(part, Mapping):
+            continue
+        kind = part.get("type")
+        if kind == "text":
+            text.append(str(part.get("text") or ""))
+        elif kind == "thinking":
+            inner = part.get("thinking")
+            if isinstance(inner, list):
+                thinking.extend(str(p.get("text") or "") for p in inner if isinstance(p, Mapping))
+            elif isinstance(inner, str):
+                thinking.append(inner)
+    return "".join(text), "".join(thinking)
+
+
+def reasoning_field(message: Mapping[str, Any]) -> str:
+    value = message.get("reasoning_content") or message.get("reasoning")
+    return value if isinstance(value, str) else ""
+
+
+class OpenAIStreamDecoder(StreamDecoder):
+    """``data:``-only SSE chunks ending in ``data: [DONE]`` (WIRE.md §2.4).
+
+    Tool-call fragments are keyed by ``index`` and parsed once at the end; finish reason and
+    usage (which may come in a later ``choices: []`` chunk) are delivered together on the last
+    chunk, at ``[DONE]``.
+    """
+
+    def __init__(self, connector: StreamErrors, request: ChatRequest) -> None:
+        super().__init__(connector.provider, request.model)
+        self._connector = connector
+        self._calls: dict[int, list[Any]] = {}  # index -> [id, name, [fragments] | dict]
+        self._finish: Any = None
+        self._usage: Usage | None = None
+
+    def feed(self, event: SSEEvent) -> ChatChunk | None:
+        data = event.data
+        if data.startswith("[DONE]"):
+            self.done = True
+            return self._final()
+        if self.done:
+            return None
+        obj = _json.loads(data, provider=self.provider, what="stream event")
+        if not isinstance(obj, dict):
+            raise ProtocolError("stream event is not a JSON object", provider=self.provider)
+        if obj.get("error"):
+            raise self._connector.error_from_payload(obj)
+        if self.id is None:
+            self.id = obj.get("id")
+            self.model = obj.get("model") or self.model
+        self.raw = obj
+        usage = obj.get("usage")
+        if usage:
+            self._usage = parse_openai_usage(usage)
+        choices = obj.get("choices")
+        if not choices:
+            return None
+        choice = choices[0]
+        delta = choice.get("delta") or {}
+        content = delta.get("content")
+        text = ""
+        reasoning = ""
+        if content:
+            if isinstance(content, str):
+                text = content
+            else:
+                text, reasoning = split_content(content)
+        more = delta.get("reasoning_content") or delta.get("reasoning")
+        if more and isinstance(more, str):
+            reasoning += more
+        calls = delta.get("tool_calls")
+        if calls:
+            self._add_call_fragments(calls)
+        finish = choice.get("finish_reason")
+        if finish:
+            self._finish = finish
+        if text or reasoning:
+            return self.chunk(text, reasoning, raw=obj)
+        return None
+
+    def _add_call_fragments(self, calls: list[Any]) -> None:
+        for position, fragment in enumerate(calls):
+            index = fragment.get("index", position)
+            entry = self._calls.get(index)
+            if entry is None:
+                entry = self._calls[index] = [None, "", []]
+            if fragment.get("id"):
+                entry[0] = fragment["id"]
+            function = fragment.get("function") or {}
+            if function.get("name") and not entry[1]:
+                entry[1] = function["name"]
+            arguments = function.get("arguments")
+            if isinstance(arguments, str):
+                entry[2].append(arguments)
+            elif isinstance(arguments, Mapping):  # servers that send complete objects
+                entry[2] = dict(arguments)
+
+    def _final(self) -> ChatChunk | None:
+        calls = []
+        for index in sorted(self._calls):
+            call_id, name, arguments = self._calls[index]
+            call_id = call_id or f"call_{index}"
+            if isinstance(arguments, dict):
+                calls.append(ToolCall(id=call_id, name=name, arguments=arguments))
+            else:
+                calls.append(ToolCall.from_json_text(call_id, name, "".join(arguments)))
+        self.native_finish_reason = self._finish
+        finish = normalize_finish_reason(self._finish) or ("tool_calls" if calls else "stop")
+        return self.chunk(tool_calls=calls, finish_reason=finish, usage=self._usage or Usage())
+
+

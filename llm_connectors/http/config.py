@@ -1,0 +1,76 @@
+"""How one connector reaches its provider: the HTTP settings, checked once at construction.
+
+:meth:`HTTPConfig.build` takes the connector's keyword arguments about the connection (address,
+timeouts, headers, TLS, engine, pool, redirects, payload logging) and refuses a bad one before
+anything is sent; :class:`~.sender.HTTPSender` then works from the result and nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import httpx
+
+from .._secrets import check_headers
+from ..errors import ConfigurationError
+from .engine_choice import check_choice
+from .settings import DEFAULT_TLS, PoolLimits, Timeouts, TLSVerify
+from .urls import check_base_url
+
+__all__ = ["HTTPConfig"]
+
+
+@dataclass(frozen=True)
+class HTTPConfig:
+    """The connection settings of one connector (see :class:`~llm_connectors.BaseConnector`'s arguments).
+
+    Attributes:
+        base_url: The checked API base URL.
+        timeouts: Overall deadline, connect, read (idle), write and first-token timeouts.
+        headers: Extra headers for every request (validated).
+        tls: How server certificates are checked.
+        engine: ``"httpx"``, ``"aiohttp"`` or ``"auto"`` for the shared pool.
+        transport: A caller's ``httpx.AsyncBaseTransport`` for a client of this connector's own.
+        client: A caller's ``httpx.AsyncClient``, used as it is and never closed by us.
+        pool: Connection pool limits.
+        follow_redirects: Follow redirects (credentials dropped cross-origin, https never downgraded).
+        log_payloads: Log scrubbed request and response bodies at DEBUG.
+    """
+
+    base_url: str
+    timeouts: Timeouts
+    headers: Mapping[str, str]
+    tls: TLSVerify
+    engine: str
+    transport: httpx.AsyncBaseTransport | None
+    client: httpx.AsyncClient | None
+    pool: PoolLimits
+    follow_redirects: bool
+    log_payloads: bool
+
+    @classmethod
+    def build(cls, *, provider: str, default_base_url: str, sends_credentials: bool, base_url: str | None = None,
+              timeout: float | Timeouts | None = None, headers: Mapping[str, str] | None = None,
+              http_client: httpx.AsyncClient | None = None,
+              transport: str | httpx.AsyncBaseTransport | None = None, pool: PoolLimits | None = None,
+              follow_redirects: bool = False, log_payloads: bool = False, allow_insecure_http: bool = False,
+              allow_private_network: bool = False, verify: bool | str | os.PathLike[str] | ssl.SSLContext = True,
+              allow_unverified_tls: bool = False) -> HTTPConfig:
+        """Check every connection setting; raise :class:`ConfigurationError` for the first bad one."""
+        checked_url = check_base_url(base_url or default_base_url, allow_insecure_http=allow_insecure_http,
+                                     allow_private_network=allow_private_network, sends_credentials=sends_credentials)
+        extra_headers = dict(headers or {})
+        check_headers(extra_headers)
+        tls = TLSVerify.coerce(verify, allow_unverified_tls=allow_unverified_tls)
+        if http_client is not None and tls is not DEFAULT_TLS:
+            raise ConfigurationError("verify= configures the connector's own client; with http_client=, set it "
+                                     "on your client instead: httpx.AsyncClient(verify=...)", provider=provider)
+        own_transport = transport if isinstance(transport, httpx.AsyncBaseTransport) else None
+        engine = check_choice(transport if isinstance(transport, str) or transport is None else "auto")
+        return cls(base_url=checked_url, timeouts=Timeouts.coerce(timeout), headers=extra_headers, tls=tls,
+                   engine=engine, transport=own_transport, client=http_client, pool=pool or PoolLimits(),
+                   follow_redirects=bool(follow_redirects), log_payloads=bool(log_payloads))
+
