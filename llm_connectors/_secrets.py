@@ -52,35 +52,59 @@ class Secret:
         raise TypeError("a Secret cannot be pickled")
 
 
-def check_header_value(name: str, value: str, *, secret: bool) -> None:
-    """Reject values h11 would refuse, with a message that never echoes the value.
+def check_header_value(name: str, value: object, *, secret: bool) -> None:
+    """Reject what cannot travel in a header, with a message that never echoes the value.
 
-    h11's own error quotes the whole header value, key included (RELIABILITY.md §6.1).
+    Both engines encode header values as ASCII, and h11's own error quotes the whole header
+    value, key included (RELIABILITY.md §6.1); so the check is ours, and says only where. A key
+    is printable ASCII with no whitespace at all; another header may hold spaces and tabs.
     """
+    what = "the API key" if secret else f"header {name!r}"
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{what} must be a str, got {type(value).__name__}")
+    if secret and not value:
+        raise ConfigurationError("the API key is empty; pass the key, or leave api_key unset")
     for position, char in enumerate(value):
         code = ord(char)
-        if (code < 0x20 and char != "\t") or code == 0x7F or code > 0xFF:
-            what = "the API key" if secret else f"header {name!r}"
+        if not 0x20 <= code < 0x7F and not (char == "\t" and not secret):
             raise ConfigurationError(
-                f"{what} contains a forbidden character (code {code:#04x}) at position {position}; "
-                "check for a stray newline or space copied with the key"
-            )
+                f"{what} contains a forbidden character (code {code:#04x}) at position {position}; only printable "
+                "ASCII can be sent: check for a stray newline, space or accented letter copied with it")
+        if secret and char == " ":
+            raise ConfigurationError(f"the API key contains a space at position {position}; an API key has none")
     if value != value.strip():
-        what = "the API key" if secret else f"header {name!r}"
         raise ConfigurationError(f"{what} has leading or trailing whitespace; strip it")
 
 
-def check_headers(headers: Mapping[str, str]) -> None:
+def check_headers(headers: object) -> None:
+    """Extra headers: a mapping of header names to str values that can travel (checked before any I/O)."""
+    if not isinstance(headers, Mapping):
+        raise ConfigurationError(f"headers must be a dict of str to str, got {type(headers).__name__}")
     for name, value in headers.items():
-        if not name or any(c in name for c in ":\r\n\0 ") or not name.isascii():
-            raise ConfigurationError(f"invalid header name {name!r}")
+        if not isinstance(name, str) or not name or any(c in name for c in ":\r\n\0 \t") \
+                or not name.isascii() or not name.isprintable():
+            raise ConfigurationError(f"invalid header name {name!r}" if isinstance(name, str)
+                                     else f"header names must be str, got {type(name).__name__}")
         check_header_value(name, value, secret=False)
 
 
+def _spellings(raw: str) -> tuple[str, ...]:
+    """How a key may come back in text: as is, URL-encoded (a query string echoed back), base64
+    (a Basic header echoed back)."""
+    import base64
+    import urllib.parse
+
+    return (raw, urllib.parse.quote(raw, safe=""), urllib.parse.quote_plus(raw),
+            base64.b64encode(raw.encode()).decode())
+
+
 def scrub(text: str, secrets: Iterable[Secret | str]) -> str:
-    """Replace every occurrence of each secret in ``text`` with a mask."""
+    """Replace every occurrence of each secret, in each spelling of :func:`_spellings`, with a mask."""
     for secret in secrets:
         raw = secret.reveal() if isinstance(secret, Secret) else secret
-        if raw and len(raw) >= 4 and raw in text:
-            text = text.replace(raw, _MASK)
+        if not raw or len(raw) < 4:
+            continue
+        for spelling in _spellings(raw):
+            if spelling in text:
+                text = text.replace(spelling, _MASK)
     return text

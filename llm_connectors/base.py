@@ -33,6 +33,7 @@ from .http.credentials import Credentials, KeySource
 from .http.sender import HTTPSender
 from .http.settings import Timeouts, warn_unverified
 from .ids import check_provider_ids, is_provider_id
+from .json_values import INT64_MAX, check_json_value, check_text
 from .options import CALL_OPTIONS, HTTP_OPTIONS, ConnectorOptions
 from .pipeline import CallPipeline
 from .requests import ChatRequest, EmbeddingRequest, HTTPRequest
@@ -50,6 +51,7 @@ __all__ = ["BaseConnector"]
 logger = logging.getLogger("llm_connectors")
 T = TypeVar("T")
 C = TypeVar("C", bound="BaseConnector")
+_MAX_TIMEOUT = 7 * 24 * 3600.0  # a week: anything longer is a mistake, and inf would disarm every deadline
 Req = TypeVar("Req", ChatRequest, EmbeddingRequest)
 MAX_MODEL_PAGES = 100
 _OPTION_CAPABILITIES = {"tools": Capability.TOOLS, "tool_choice": Capability.TOOLS}
@@ -377,7 +379,14 @@ class BaseConnector(abc.ABC):
         if Capability.EMBEDDINGS not in self.capabilities:
             raise self._unsupported(Capability.EMBEDDINGS)
         resolved = self._resolve_model(model, self.default_embedding_model, "embedding")
-        inputs = (input,) if isinstance(input, str) else tuple(input)
+        given: object = input  # typed as text, but callers pass anything
+        if isinstance(given, str):
+            inputs: tuple[str, ...] = (given,)
+        elif isinstance(given, (list, tuple)):
+            inputs = tuple(given)
+        else:
+            raise InvalidRequestError(f"input must be a string or a list of strings, got {type(given).__name__}",
+                                      provider=self.provider)
         if not inputs:
             raise InvalidRequestError("input is empty; pass a string or a list of strings",
                                       provider=self.provider)
@@ -388,6 +397,7 @@ class BaseConnector(abc.ABC):
             if not text:
                 raise InvalidRequestError(f"input[{i}] is an empty string; providers reject those",
                                           provider=self.provider)
+            check_text(text, f"input[{i}]", self.provider)
         params, extra, timeout = self._split_options(options)
         checked = self.validate_embedding_options(params)
         return EmbeddingRequest(resolved, inputs, checked, extra, timeout)
@@ -400,9 +410,9 @@ class BaseConnector(abc.ABC):
                 raise unknown_option_error(name, ["dimensions"], self.provider)
             if value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidRequestError(f"option 'dimensions' must be an integer >= 1, got {value!r}",
-                                          provider=self.provider)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= INT64_MAX:
+                raise InvalidRequestError(f"option 'dimensions' must be an integer >= 1 (and fit in 64 bits), "
+                                          f"got {str(value)[:40]}", provider=self.provider)
             out[name] = value
         return out
 
@@ -418,14 +428,15 @@ class BaseConnector(abc.ABC):
             elif value is None:
                 continue
             elif name == "timeout":
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                    raise InvalidRequestError(f"option 'timeout' must be a positive number of seconds, "
-                                              f"got {value!r}", provider=self.provider)
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < _MAX_TIMEOUT:
+                    raise InvalidRequestError(f"option 'timeout' must be a positive, finite number of seconds "
+                                              f"(under {_MAX_TIMEOUT:g}), got {value!r}", provider=self.provider)
                 timeout = float(value)
             elif name == "extra":
                 if not isinstance(value, Mapping):
                     raise InvalidRequestError("option 'extra' must be a dict of body fields",
                                               provider=self.provider)
+                check_json_value(value, "option 'extra'", self.provider)
                 extra = _deep_merge(extra or {}, value)
             else:
                 own = self._own_provider_options(value)
@@ -446,6 +457,7 @@ class BaseConnector(abc.ABC):
                 if not isinstance(entry, Mapping):
                     raise InvalidRequestError(f"provider_options[{key!r}] must be a dict of body fields",
                                               provider=self.provider)
+                check_json_value(entry, f"provider_options[{key!r}]", self.provider)
                 mine = entry if mine is None else _deep_merge(dict(mine), entry)
         return mine
 
@@ -460,6 +472,7 @@ class BaseConnector(abc.ABC):
             if not isinstance(model, str) or not model.strip():
                 raise InvalidRequestError(f"model must be a non-empty string, got {model!r}",
                                           provider=self.provider)
+            check_text(model, "model", self.provider)
             stripped = self._strip_prefix(model)
             if stripped is model:
                 prefix, sep, _ = model.partition(":")

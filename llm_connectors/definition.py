@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import InvalidRequestError
+from .json_values import INT64_MAX, check_json_value, check_text
 
 __all__ = [
     "AuthSpec",
@@ -245,18 +246,28 @@ def _check_range(spec: ParameterDefinition, value: float, provider: str) -> None
 
 
 def _check_number(spec: ParameterDefinition, value: Any, provider: str) -> float:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT64_MAX:
+        raise _bad(spec, _short(value), provider, f"a number ({spec.describe_range()})")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise _bad(spec, value, provider, f"a number ({spec.describe_range()})")
     _check_range(spec, value, provider)
     return value
 
 
+def _short(number: int) -> str:
+    digits = str(number)
+    return digits if len(digits) < 24 else f"{digits[:8]}...({len(digits)} digits)"
+
+
 def _check_integer(spec: ParameterDefinition, value: Any, provider: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or (isinstance(value, float) and not math.isfinite(value)):
         raise _bad(spec, value, provider, f"an integer ({spec.describe_range()})")
     if isinstance(value, float) and not value.is_integer():
         raise _bad(spec, value, provider, f"an integer ({spec.describe_range()})")
     number = int(value)
+    if abs(number) > INT64_MAX:  # beyond what any provider parses; also a float like 1e30
+        raise _bad(spec, _short(number), provider, f"an integer that fits in 64 bits ({spec.describe_range()})")
     _check_range(spec, number, provider)
     return number
 
@@ -270,6 +281,7 @@ def _check_boolean(spec: ParameterDefinition, value: Any, provider: str) -> bool
 def _check_string(spec: ParameterDefinition, value: Any, provider: str) -> str:
     if not isinstance(value, str):
         raise _bad(spec, value, provider, f"a string ({spec.describe_range()})")
+    check_text(value, f"option {spec.name!r}", provider)
     if spec.choices is not None and value not in spec.choices:
         raise _bad(spec, value, provider)
     return value
@@ -281,18 +293,22 @@ def _check_string_list(spec: ParameterDefinition, value: Any, provider: str) -> 
         raise _bad(spec, value, provider, "a non-empty string or a list of non-empty strings")
     if spec.max_items is not None and len(items) > spec.max_items:
         raise _bad(spec, value, provider, f"at most {spec.max_items} strings")
+    for index, item in enumerate(items):
+        check_text(item, f"option {spec.name!r}[{index}]", provider)
     return list(items)
 
 
 def _check_object(spec: ParameterDefinition, value: Any, provider: str) -> Any:
     if not isinstance(value, Mapping):
         raise _bad(spec, value, provider, "a dict")
+    check_json_value(value, f"option {spec.name!r}", provider)
     return dict(value)
 
 
 def _check_any(spec: ParameterDefinition, value: Any, provider: str) -> Any:
     if spec.choices is not None and value not in spec.choices:
         raise _bad(spec, value, provider)
+    check_json_value(value, f"option {spec.name!r}", provider)
     return value
 
 
@@ -324,6 +340,10 @@ def _check_tools(spec: ParameterDefinition, value: Any, provider: str) -> list[d
             raise InvalidRequestError(
                 f"tools[{index}] ({name}): 'parameters' must be a JSON-schema dict", provider=provider
             )
+        description = function.get("description")
+        if description is not None and not isinstance(description, str):
+            raise InvalidRequestError(f"tools[{index}] ({name}): 'description' must be a string", provider=provider)
+        check_json_value(tool, f"tools[{index}]", provider)
         fn: dict[str, Any] = {"name": name}
         if function.get("description"):
             fn["description"] = function["description"]
@@ -364,6 +384,7 @@ def _check_response_format(spec: ParameterDefinition, value: Any, provider: str)
                 "response_format json_schema needs {'json_schema': {'name': ..., 'schema': {...}}}",
                 provider=provider,
             )
+        check_json_value(js, "response_format['json_schema']", provider)
         norm: dict[str, Any] = {"name": js.get("name") or "response", "schema": dict(js["schema"])}
         if "strict" in js:
             norm["strict"] = bool(js["strict"])

@@ -1,4 +1,4 @@
-"""One worker process of the multi-process shared-state tests (tests/test_redis_multiprocess.py).
+"""One worker process of the multi-process shared-state tests (tests/resilience/test_redis_multiprocess.py).
 
 Run as ``python tests/redis_worker.py '<json config>'``. It builds an OpenAI connector to the
 parent's fake server with the parent's Redis, prints ``ready``, waits for the start time (wall

@@ -4,8 +4,9 @@ Registered from ``tests/conftest.py`` with ``pytest_plugins = ["transport_plugin
 
 * Every test runs with ``LLM_CONNECTORS_TRANSPORT=httpx`` unless it is an aiohttp variant, so
   results never depend on whether the optional ``fast`` extra happens to be installed.
-* The async tests of :data:`DUAL_MODULES` also run on aiohttp, under asyncio only (aiohttp cannot
-  run on trio); their ids gain ``-aiohttp``.
+* The async tests marked ``both_engines`` (a module's ``pytestmark``: the suites that talk to real
+  loopback servers through a connector's pooled client) also run on aiohttp, under asyncio only
+  (aiohttp cannot run on trio); their ids gain ``-aiohttp``.
 * In an aiohttp variant a test that activates respx is skipped: respx mocks httpx's own transport,
   so it would not exercise the aiohttp engine at all (it runs in the httpx variant).
 * ``--transport=httpx`` runs everything on httpx only; ``--transport=aiohttp`` only the aiohttp
@@ -21,11 +22,8 @@ import pytest
 
 from llm_connectors.http.engine_choice import ENV_VAR, aiohttp_installed
 
-#: Suites that talk to real loopback servers through a connector's pooled client.
-DUAL_MODULES = frozenset({
-    "test_claude", "test_conformance", "test_fallback", "test_mistral", "test_ollama",
-    "test_openai_server", "test_resilience", "test_sample", "test_stream_faults",
-})
+#: The marker of the tests that also run on aiohttp (registered in pyproject.toml).
+BOTH_ENGINES = "both_engines"
 _SKIP_RESPX = "respx mocks httpx's own transport; this test runs in its httpx variant"
 
 
@@ -42,8 +40,7 @@ def _engines(config: pytest.Config) -> list[str]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    module = metafunc.module.__name__.rpartition(".")[2]
-    if module not in DUAL_MODULES or "anyio_backend" not in metafunc.fixturenames:
+    if metafunc.definition.get_closest_marker(BOTH_ENGINES) is None or "anyio_backend" not in metafunc.fixturenames:
         return
     engines = _engines(metafunc.config)
     if engines != ["httpx"]:

@@ -24,17 +24,25 @@ from ..errors import (
     InvalidRequestError,
     LLMConnectorError,
     OverloadedError,
-    ProtocolError,
     QuotaExceededError,
     TimeoutError as ProviderTimeoutError,
 )
 from ..requests import ChatRequest, HTTPRequest
 from ..stream import StreamDecoder
 from ..types import ChatResponse, Message, MessageInput, ModelInfo, Usage
+from ..wire.shapes import Count, Shape, conform
 from .claude_request import DEFAULT_MAX_TOKENS, THINKING_HINT, Blocks, chat_body, check_thinking, translate_messages
-from .claude_stream import ClaudeStreamDecoder, normalize_stop_reason, parse_claude_usage, read_content_blocks
+from .claude_stream import (
+    ClaudeStreamDecoder,
+    Name,
+    normalize_stop_reason,
+    parse_claude_usage,
+    read_content_blocks,
+    read_message,
+    require_answer,
+)
 
-__all__ = ["ANTHROPIC_VERSION", "CLAUDE", "DEFAULT_MAX_TOKENS", "ClaudeConnector"]
+__all__ = ["ANTHROPIC_VERSION", "CLAUDE", "DEFAULT_MAX_TOKENS", "ClaudeConnector", "ModelPage"]
 
 #: The API version header value every request carries (WIRE.md §1.1).
 ANTHROPIC_VERSION = "2023-06-01"
@@ -85,6 +93,21 @@ CLAUDE = ServiceDefinition(
     model_patterns=("claude-",),
     docs_url="https://docs.claude.com/en/api/messages",
 )
+
+
+class _Model(Shape):
+    id: Name
+    display_name: str | None = None
+    created_at: str | None = None  # RFC 3339; a date we cannot read is left out, not refused
+    max_input_tokens: Count | None = None
+
+
+class ModelPage(Shape):
+    """``GET /v1/models``: one page of the model list (WIRE.md §1.5; only the fields we read)."""
+
+    data: list[_Model]
+    has_more: bool | None = None
+    last_id: str | None = None
 
 
 class ClaudeConnector(BaseConnector):
@@ -238,26 +261,24 @@ class ClaudeConnector(BaseConnector):
     # -- chat response ------------------------------------------------------------------------
 
     def parse_chat_response(self, data: Any, request: ChatRequest) -> ChatResponse:
-        if not isinstance(data, dict):
-            raise ProtocolError("chat response is not a JSON object", provider=self.provider)
-        if data.get("type") == "error":
+        if isinstance(data, dict) and data.get("type") == "error":
             raise self.error_from_payload(data)
-        if not isinstance(data.get("content"), list):
-            raise ProtocolError("chat response has no content array", provider=self.provider)
-        blocks = read_content_blocks(data["content"])
-        native = data.get("stop_reason")
+        message = read_message(data, self.provider)
+        blocks = read_content_blocks(message.content)
+        native = message.stop_reason
+        require_answer(native, blocks.has_content(), self.provider, "chat response")
         return ChatResponse(
             content="".join(blocks.text),
             finish_reason=normalize_stop_reason(native, bool(blocks.tool_calls)),
             usage=parse_claude_usage(data.get("usage")) or Usage(),
             tool_calls=blocks.tool_calls,
             provider=self.provider,
-            model=data.get("model") or request.model,
+            model=message.model or request.model,
             raw=data,
-            id=data.get("id"),
+            id=message.id,
             reasoning="".join(blocks.reasoning),
             reasoning_blocks=blocks.reasoning_blocks,
-            native_finish_reason=native if isinstance(native, str) else None,
+            native_finish_reason=native,
         )
 
     def create_stream_decoder(self, request: ChatRequest) -> StreamDecoder:
@@ -275,20 +296,16 @@ class ClaudeConnector(BaseConnector):
         return HTTPRequest("GET", self.models_path, params={"limit": "1"})
 
     def parse_list_models(self, data: Any) -> tuple[list[ModelInfo], str | None]:
-        items = data.get("data") if isinstance(data, dict) else None
-        if not isinstance(items, list):
-            raise ProtocolError("model list has no 'data' array", provider=self.provider)
+        page = conform(data, ModelPage, provider=self.provider, what="model list")
         models = [
-            ModelInfo(id=item["id"], name=item.get("display_name") or item["id"],
-                      created=_unix_time(item.get("created_at")),
-                      context_length=_int_or_none(item.get("max_input_tokens")), raw=item)
-            for item in items if isinstance(item, Mapping) and isinstance(item.get("id"), str)
+            ModelInfo(id=item.id, name=item.display_name or item.id, created=_unix_time(item.created_at),
+                      context_length=item.max_input_tokens, raw=record)
+            for item, record in zip(page.data, data["data"], strict=True)
         ]
         cursor = None
-        if data.get("has_more"):
+        if page.has_more:
             # Next page: after_id = last_id (WIRE.md §1.5); a page without it cannot be continued.
-            last = data.get("last_id") or (models[-1].id if models else None)
-            cursor = last if isinstance(last, str) and last else None
+            cursor = page.last_id or (models[-1].id if models else None)
         return models, cursor
 
 
@@ -301,9 +318,9 @@ def _beta_header(betas: Sequence[str] | str) -> str:
     return ",".join(name.strip() for name in names)
 
 
-def _unix_time(value: Any) -> int | None:
+def _unix_time(value: str | None) -> int | None:
     """RFC 3339 (``2025-02-19T00:00:00Z``) to Unix seconds; ``None`` when absent or unreadable."""
-    if not isinstance(value, str) or not value:
+    if not value:
         return None
     text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
     head, dot, rest = text.partition(".")
@@ -312,9 +329,6 @@ def _unix_time(value: Any) -> int | None:
         text = head + rest[digits:]
     try:
         return int(datetime.fromisoformat(text).timestamp())
-    except ValueError:
+    except (ValueError, OverflowError, OSError):  # the last two: a year the platform cannot convert
         return None
 
-
-def _int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None

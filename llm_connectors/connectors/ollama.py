@@ -18,7 +18,8 @@ Wire facts: WIRE.md §4 and §5. What differs from the OpenAI dialect, and why t
 This module holds the connector, the service definition, ``OLLAMA_HOST`` parsing, error
 codes, embeddings and the model list; the chat body is written by
 :mod:`~llm_connectors.connectors.ollama_request`, and chat answers, streamed or not, are read
-by :mod:`~llm_connectors.connectors.ollama_stream`.
+by :mod:`~llm_connectors.connectors.ollama_stream`. Every answer is checked against the shape
+Ollama documents before it is read (``wire/shapes.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
+
+from msgspec import Meta
 
 from .._env import settings_from_env
 from ..base import BaseConnector
@@ -51,8 +54,9 @@ from ..requests import ChatRequest, EmbeddingRequest, HTTPRequest
 from ..stream import StreamDecoder
 from ..types import ChatResponse, EmbeddingResponse, Message, MessageInput, ModelInfo, ToolCall, Usage
 from ..wire.classify import ErrorInfo, parse_error_body
+from ..wire.shapes import Count, Shape, conform
 from .ollama_request import chat_body, check_top_level, no_tool_choice_error, translate_messages
-from .ollama_stream import OllamaStreamDecoder, count_or_zero, normalize_done_reason, read_tool_call
+from .ollama_stream import OllamaStreamDecoder, in_band_error, normalize_done_reason, read_tool_call
 
 # OllamaStreamDecoder and normalize_done_reason were first defined here and are still imported from here.
 __all__ = ["OLLAMA", "OllamaConnector", "OllamaStreamDecoder", "normalize_done_reason", "parse_ollama_host"]
@@ -113,6 +117,34 @@ _ERROR_CODES: dict[str, type[LLMConnectorError]] = {
     "ollama:server_busy": OverloadedError,
 }
 _TIMESTAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?")
+
+
+# -- the documented shapes of the answers read here (chat: ollama_stream.ChatLine) ---------------
+
+class _Embedded(Shape):
+    """``POST /api/embed``: one vector per input, ``[[float]]`` even for one input."""
+
+    embeddings: list[Annotated[list[float], Meta(min_length=1)]]
+    model: str | None = None
+    prompt_eval_count: Count | None = None  # omitempty
+
+
+class _Details(Shape):
+    context_length: Count | None = None
+
+
+class _Tag(Shape):
+    # Both name the model (the same text on current servers); neither is marked required.
+    name: str | None = None
+    model: str | None = None
+    modified_at: str | None = None  # RFC 3339 with nanoseconds; read by _timestamp
+    details: _Details | None = None
+
+
+class _Tags(Shape):
+    """``GET /api/tags``."""
+
+    models: list[_Tag]
 
 
 def parse_ollama_host(value: str) -> str:
@@ -220,7 +252,7 @@ class OllamaConnector(BaseConnector):
 
     def parse_chat_response(self, data: Any, request: ChatRequest) -> ChatResponse:
         # The non-streaming answer is one `done: true` line: one decoder gives stream parity.
-        decoder = OllamaStreamDecoder(self, request)
+        decoder = OllamaStreamDecoder(self, request, what="chat response")
         decoder.feed(data)
         if not decoder.done:
             raise ProtocolError("chat response has no 'done: true'", provider=self.provider)
@@ -262,18 +294,17 @@ class OllamaConnector(BaseConnector):
         return HTTPRequest("POST", self.embed_path, json=body)
 
     def parse_embedding_response(self, data: Any, request: EmbeddingRequest) -> EmbeddingResponse:
-        if isinstance(data, dict) and data.get("error") not in (None, ""):
-            raise self.error_from_payload(data)
-        vectors = data.get("embeddings") if isinstance(data, dict) else None
-        if not isinstance(vectors, list) or len(vectors) != len(request.inputs):
-            raise ProtocolError(
-                f"embedding response has {len(vectors) if isinstance(vectors, list) else 'no'} vectors "
-                f"for {len(request.inputs)} inputs", provider=self.provider)
-        if not all(isinstance(v, list) for v in vectors):
-            raise ProtocolError("an embedding is not a list of numbers", provider=self.provider)
-        tokens = count_or_zero(data.get("prompt_eval_count"))  # embeddings have input tokens only
+        error = in_band_error(self, data, "error response")
+        if error is not None:
+            raise error
+        answer = conform(data, _Embedded, provider=self.provider, what="embedding response")
+        vectors = answer.embeddings
+        if len(vectors) != len(request.inputs):
+            raise ProtocolError(f"embedding response has {len(vectors)} vectors for {len(request.inputs)} inputs "
+                                f"(`$.embeddings`)", provider=self.provider)
+        tokens = answer.prompt_eval_count or 0  # embeddings have input tokens only
         usage = Usage(input_tokens=tokens, total_tokens=tokens)
-        return EmbeddingResponse(embeddings=vectors, model=data.get("model") or request.model,
+        return EmbeddingResponse(embeddings=vectors, model=answer.model or request.model,
                                  provider=self.provider, usage=usage)
 
     # -- models and health --------------------------------------------------------------------
@@ -282,21 +313,15 @@ class OllamaConnector(BaseConnector):
         return HTTPRequest("GET", self.tags_path)
 
     def parse_list_models(self, data: Any) -> tuple[list[ModelInfo], str | None]:
-        items = data.get("models") if isinstance(data, dict) else None
-        if not isinstance(items, list):
-            raise ProtocolError("model list has no 'models' array", provider=self.provider)
+        tags = conform(data, _Tags, provider=self.provider, what="model list")
         models = []
-        for item in items:
-            if not isinstance(item, Mapping):
+        for tag, item in zip(tags.models, data["models"], strict=True):
+            ident = tag.model or tag.name
+            if not ident:  # nothing to call it by
                 continue
-            ident = item.get("model") or item.get("name")
-            if not isinstance(ident, str) or not ident:
-                continue
-            details = item.get("details")
-            context = details.get("context_length") if isinstance(details, Mapping) else None
-            models.append(ModelInfo(
-                id=ident, name=item.get("name") or ident, created=_timestamp(item.get("modified_at")),
-                context_length=count_or_zero(context) or None, raw=item))
+            context = tag.details.context_length if tag.details else None
+            models.append(ModelInfo(id=ident, name=tag.name or ident, created=_timestamp(tag.modified_at),
+                                    context_length=context or None, raw=item))
         return models, None
 
     def build_health_request(self) -> HTTPRequest:
@@ -304,9 +329,9 @@ class OllamaConnector(BaseConnector):
         return HTTPRequest("GET", self.tags_path if self.has_api_key else self.version_path)
 
 
-def _timestamp(value: Any) -> int | None:
+def _timestamp(value: str | None) -> int | None:
     """Unix seconds from RFC 3339 with nanoseconds (``2024-05-13T13:38:39.604837432-07:00``)."""
-    match = _TIMESTAMP.fullmatch(value) if isinstance(value, str) else None
+    match = _TIMESTAMP.fullmatch(value) if value else None
     if match is None:
         return None
     base, fraction, zone = match.groups()

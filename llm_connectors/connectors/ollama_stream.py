@@ -2,8 +2,11 @@
 
 A non-streamed answer is one ``done: true`` line, so both paths go through
 :class:`OllamaStreamDecoder` and a collected stream gives the same
-:class:`~llm_connectors.ChatResponse` as the non-streaming call. Tool-call arguments are JSON
-objects, and ids may be missing on older servers: a stable id is made up for them.
+:class:`~llm_connectors.ChatResponse` as the non-streaming call. Answers are untrusted input:
+each line is checked against :class:`ChatLine` (or :class:`ErrorLine`), the documented shape of
+the fields we read, before anything is read from it, so a wrong type is a ``ProtocolError``
+naming the field, never text made up from it. Tool-call arguments are JSON objects, and ids may
+be missing on older servers: a stable id is made up for them.
 """
 
 from __future__ import annotations
@@ -17,15 +20,60 @@ from ..errors import LLMConnectorError, ProtocolError
 from ..requests import ChatRequest
 from ..stream import StreamDecoder
 from ..types import ChatChunk, ToolCall, Usage
+from ..wire.shapes import Count, Shape, conform
 
 __all__ = [
+    "ChatLine",
+    "ErrorLine",
     "OllamaStreamDecoder",
     "OllamaTranslator",
-    "count_or_zero",
+    "in_band_error",
     "normalize_done_reason",
-    "ollama_usage",
     "read_tool_call",
 ]
+
+
+# -- the documented shapes (only the fields we read) ---------------------------------------------
+# From shared/specs/ollama-openapi.yaml (ChatResponse, ToolCall) and the official client's models,
+# which also insist on `message`, a function `name` and `arguments` as an object.
+
+class _Function(Shape):
+    # Required, but checked by the decoder, which knows the call's place in the line (the
+    # message then says "function name" and the path).
+    name: str | None = None
+    # An object; JSON text of one is also read, from proxies that re-encode it (read_tool_call).
+    arguments: dict[str, Any] | str | None = None
+
+
+class _ToolCall(Shape):
+    function: _Function
+    id: str | None = None
+
+
+class _Message(Shape):
+    content: str | None = None
+    thinking: str | None = None
+    tool_calls: list[_ToolCall] | None = None
+
+
+class ChatLine(Shape):
+    """One line of ``POST /api/chat``: a step of the answer, or (``done: true``) its end.
+
+    A non-streamed answer is one ``done: true`` line. The counts are ``omitempty`` on the wire.
+    """
+
+    message: _Message
+    done: bool
+    model: str | None = None
+    done_reason: str | None = None
+    prompt_eval_count: Count | None = None
+    eval_count: Count | None = None
+
+
+class ErrorLine(Shape):
+    """``{"error": "text"}``: a failure, inside a 200 stream or as a whole 200 answer."""
+
+    error: str
 
 
 class OllamaTranslator(Protocol):
@@ -37,6 +85,14 @@ class OllamaTranslator(Protocol):
     def error_from_payload(self, payload: Any, *, status: int | None = None) -> LLMConnectorError: ...
 
     def parse_tool_call(self, raw: Any, index: int) -> ToolCall: ...
+
+
+def in_band_error(connector: OllamaTranslator, data: Any, what: str) -> LLMConnectorError | None:
+    """The typed error when ``data`` is an ``{"error": ...}`` object (``""`` or ``null`` is none)."""
+    if not isinstance(data, dict) or data.get("error") in (None, ""):
+        return None
+    conform(data, ErrorLine, provider=connector.provider, what=what)
+    return connector.error_from_payload(data)
 
 
 def normalize_done_reason(native: Any, has_tool_calls: bool) -> str:
@@ -52,56 +108,68 @@ def normalize_done_reason(native: Any, has_tool_calls: bool) -> str:
     return "other"  # load, unload, "", and whatever a newer server invents
 
 
-def ollama_usage(data: Mapping[str, Any]) -> Usage:
-    """Eval counts as usage; the counts are ``omitempty`` on the wire, so absent means 0."""
-    return Usage.of(count_or_zero(data.get("prompt_eval_count")), count_or_zero(data.get("eval_count")))
-
-
-def count_or_zero(value: Any) -> int:
-    """A count from the wire; 0 when absent or not a non-negative integer."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
 class OllamaStreamDecoder(StreamDecoder):
     """Parsed NDJSON lines of ``/api/chat`` in, chunks out.
 
     Text, thinking and (complete) tool calls are emitted as their lines arrive; the
     ``done: true`` line ends the stream and brings the finish reason and usage together.
-    A ``{"error": ...}`` line raises the typed error.
+    A ``{"error": ...}`` line raises the typed error; a line of another shape, or an answer
+    that ends with nothing in it and no ``done_reason``, raises :class:`ProtocolError`.
+
+    Args:
+        what: How errors name a line: ``"stream line"``, or ``"chat response"`` for the
+            non-streamed answer.
     """
 
-    def __init__(self, connector: OllamaTranslator, request: ChatRequest) -> None:
+    def __init__(self, connector: OllamaTranslator, request: ChatRequest, *, what: str = "stream line") -> None:
         super().__init__(connector.provider, request.model)
         self._connector = connector
+        self._what = what
 
     def feed(self, event: Any) -> ChatChunk | None:
         if self.done:
             return None  # the answer is complete; nothing is defined after the end marker
         if not isinstance(event, dict):
-            raise ProtocolError("stream line is not a JSON object", provider=self.provider)
-        if event.get("error") not in (None, ""):
-            raise self._connector.error_from_payload(event)
-        model = event.get("model")
-        if isinstance(model, str) and model:
-            self.model = model
-        message = event.get("message")
-        if not isinstance(message, Mapping):
-            message = {}
-        calls = [self._connector.parse_tool_call(raw, len(self.tool_calls) + i)
-                 for i, raw in enumerate(message.get("tool_calls") or ())]
-        text, thinking = _text(message.get("content")), _text(message.get("thinking"))
-        if event.get("done") is not True:
+            raise ProtocolError(f"{self._what} is not a JSON object", provider=self.provider)
+        error = in_band_error(self._connector, event, f"error {self._what}")
+        if error is not None:
+            raise error
+        line = conform(event, ChatLine, provider=self.provider, what=self._what)
+        if line.model:
+            self.model = line.model
+        message = line.message
+        calls = self._tool_calls(message, event) if message.tool_calls else []
+        text, thinking = message.content or "", message.thinking or ""
+        if not line.done:
             return self.chunk(text, thinking, calls, raw=event)
+        native = line.done_reason
+        if not (native or text or thinking or calls or self._text or self._reasoning or self.tool_calls):
+            # `done_reason` says why an empty answer is empty (`length`, `load`); without it there
+            # is no answer at all, and '' returned as success would be made up.
+            raise ProtocolError(f"the {self._what} ended (`done: true`) with no `message.content`, no "
+                                f"`message.tool_calls` and no `done_reason`", provider=self.provider)
         self.done = True
         self.raw = event
-        native = event.get("done_reason")
-        self.native_finish_reason = native if isinstance(native, str) else None
+        self.native_finish_reason = native
         finish = normalize_done_reason(native, bool(self.tool_calls or calls))
-        return self.chunk(text, thinking, calls, finish_reason=finish, usage=ollama_usage(event), raw=event)
+        usage = Usage.of(line.prompt_eval_count or 0, line.eval_count or 0)  # omitempty: absent is 0
+        return self.chunk(text, thinking, calls, finish_reason=finish, usage=usage, raw=event)
+
+    def _tool_calls(self, message: _Message, event: dict[str, Any]) -> list[ToolCall]:
+        """The line's calls, each through the connector's ``parse_tool_call`` (which takes the raw call)."""
+        calls = []
+        for position, call in enumerate(message.tool_calls or ()):
+            where = f"$.message.tool_calls[{position}].function"
+            if not call.function.name:
+                raise ProtocolError(f"the {self._what} has a tool call without a function name "
+                                    f"(at `{where}.name`)", provider=self.provider)
+            raw = event["message"]["tool_calls"][position]
+            parsed = self._connector.parse_tool_call(raw, len(self.tool_calls) + position)
+            if parsed.parse_error is not None:  # JSON text from a proxy, and not of an object
+                raise ProtocolError(f"the {self._what} has tool-call arguments that are neither an object "
+                                    f"nor the JSON text of one (at `{where}.arguments`)", provider=self.provider)
+            calls.append(parsed)
+        return calls
 
 
 def read_tool_call(raw: Any, index: int, provider: str) -> ToolCall:
@@ -122,6 +190,8 @@ def read_tool_call(raw: Any, index: int, provider: str) -> ToolCall:
         return ToolCall(id=call_id, name=name, arguments=dict(arguments))
     if isinstance(arguments, str):  # not Ollama's shape, but proxies re-encode
         return ToolCall.from_json_text(call_id, name, arguments)
+    if arguments is not None:  # a number or a list is not "no arguments"
+        raise ProtocolError("tool-call arguments are not an object", provider=provider)
     return ToolCall(id=call_id, name=name, arguments={})
 
 

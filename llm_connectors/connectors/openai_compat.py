@@ -20,7 +20,11 @@ from ..requests import ChatRequest, EmbeddingRequest, HTTPRequest
 from ..stream import StreamDecoder
 from ..types import ChatResponse, EmbeddingResponse, Message, ModelInfo, ReasoningBlock, ToolCall, Usage
 from ..wire.messages import tool_result_text
+from ..wire.shapes import conform
 from .openai_parse import (
+    ChatCompletion,
+    EmbeddingList,
+    ModelList,
     OpenAIStreamDecoder,
     normalize_finish_reason,
     parse_openai_usage,
@@ -126,14 +130,10 @@ class OpenAICompatibleConnector(BaseConnector):
         return call_id
 
     def parse_chat_response(self, data: Any, request: ChatRequest) -> ChatResponse:
-        if not isinstance(data, dict):
-            raise ProtocolError("chat response is not a JSON object", provider=self.provider)
-        if data.get("error"):
+        if isinstance(data, dict) and data.get("error"):
             raise self.error_from_payload(data)
-        choices = data.get("choices")
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
-            raise ProtocolError("chat response has no choices", provider=self.provider)
-        choice = choices[0]
+        conform(data, ChatCompletion, provider=self.provider, what="chat response")
+        choice = data["choices"][0]
         message = choice.get("message") or {}
         text, reasoning = split_content(message.get("content"))
         reasoning += reasoning_field(message)
@@ -180,11 +180,11 @@ class OpenAICompatibleConnector(BaseConnector):
         return HTTPRequest("POST", self.embeddings_path, json=body)
 
     def parse_embedding_response(self, data: Any, request: EmbeddingRequest) -> EmbeddingResponse:
-        items = data.get("data") if isinstance(data, dict) else None
-        if not isinstance(items, list) or len(items) != len(request.inputs):
-            raise ProtocolError(
-                f"embedding response has {len(items) if isinstance(items, list) else 'no'} vectors "
-                f"for {len(request.inputs)} inputs", provider=self.provider)
+        conform(data, EmbeddingList, provider=self.provider, what="embedding response")
+        items = data["data"]
+        if len(items) != len(request.inputs):
+            raise ProtocolError(f"embedding response has {len(items)} vectors for {len(request.inputs)} inputs",
+                                provider=self.provider)
         ordered = sorted(items, key=lambda item: item.get("index", 0)) \
             if any("index" in item for item in items) else items
         vectors = [_vector(item.get("embedding"), self.provider) for item in ordered]
@@ -201,14 +201,11 @@ class OpenAICompatibleConnector(BaseConnector):
         return HTTPRequest("GET", self.models_path)
 
     def parse_list_models(self, data: Any) -> tuple[list[ModelInfo], str | None]:
-        items = data.get("data") if isinstance(data, dict) else None
-        if not isinstance(items, list):
-            raise ProtocolError("model list has no 'data' array", provider=self.provider)
+        conform(data, ModelList, provider=self.provider, what="model list")
         models = [
             ModelInfo(id=item["id"], name=item.get("name") or item["id"], created=item.get("created"),
-                      context_length=item.get("max_context_length") or item.get("context_length"),
-                      raw=item)
-            for item in items if isinstance(item, Mapping) and isinstance(item.get("id"), str)
+                      context_length=item.get("max_context_length") or item.get("context_length"), raw=item)
+            for item in data["data"]
         ]
         return models, None
 
@@ -219,7 +216,7 @@ def _vector(value: Any, provider: str) -> list[float]:
             # Some servers (llama.cpp's, for chat models) return one vector per *token*.
             raise ProtocolError("the server returned one vector per token, not one per input; use an "
                                 "embedding model (or a server that pools token vectors)", provider=provider)
-        return value
+        return conform(value, list[float], provider=provider, what="embedding vector")
     if isinstance(value, str):  # base64 of little-endian float32 (WIRE.md §2.5)
         try:
             raw = base64.b64decode(value, validate=True)

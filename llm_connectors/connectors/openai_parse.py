@@ -1,14 +1,19 @@
 """Reading answers in the OpenAI Chat Completions dialect: the JSON response's parts and the SSE stream.
 
-Pure translation, shared by OpenAI, Mistral and every compatible server: finish reasons, usage,
-content parts (text and reasoning), and :class:`OpenAIStreamDecoder` for ``data:`` chunks. Wire
-facts: WIRE.md §2.4 (streaming) and §5 (normalisation).
+Pure translation, shared by OpenAI, Mistral and every compatible server: the documented shapes of
+the answers (checked before anything is read: a wrong type is a ``ProtocolError`` naming the field,
+never text made up from it), finish reasons, usage, content parts (text and reasoning), and
+:class:`OpenAIStreamDecoder` for ``data:`` chunks. Wire facts: WIRE.md §2.4 (streaming) and §5
+(normalisation); the shapes follow the OpenAPI document in ``shared/specs``, keeping only the
+fields we read, and allow what compatible servers (Mistral, vLLM, llama.cpp) send besides.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
+
+from msgspec import Meta
 
 from ..errors import LLMConnectorError, ProtocolError
 from ..requests import ChatRequest
@@ -16,8 +21,13 @@ from ..stream import StreamDecoder
 from ..types import ChatChunk, ToolCall, Usage
 from ..wire import jsonio as _json
 from ..wire.framing import SSEEvent
+from ..wire.shapes import Count, Shape, conform
 
 __all__ = [
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "EmbeddingList",
+    "ModelList",
     "OpenAIStreamDecoder",
     "normalize_finish_reason",
     "parse_openai_usage",
@@ -34,6 +44,129 @@ _FINISH = {
     "content_filter": "content_filter",
     "error": "error",
 }
+
+
+# -- the documented shapes (only the fields we read) -------------------------------------------------
+
+class _TextPart(Shape):
+    type: str | None = None
+    text: str | None = None
+
+
+class _ContentPart(Shape):
+    """A content chunk: ``text``, or ``thinking`` (Mistral's reasoning models) as text or text parts."""
+
+    type: str | None = None
+    text: str | None = None
+    thinking: str | list[_TextPart] | None = None
+
+
+#: Message content: text, or a list of content chunks.
+Content = str | list[_ContentPart] | None
+
+
+class _Function(Shape):
+    name: str | None = None
+    arguments: str | dict[str, Any] | None = None  # JSON text; some servers send the object itself
+
+
+class _ToolCall(Shape):
+    function: _Function
+    id: str | None = None
+
+
+class _ToolCallFragment(Shape):
+    index: Count | None = None
+    id: str | None = None
+    function: _Function | None = None
+
+
+class _Message(Shape):
+    content: Content = None
+    refusal: str | None = None
+    reasoning_content: str | None = None
+    reasoning: str | None = None
+    tool_calls: list[_ToolCall] | None = None
+
+
+class _Choice(Shape):
+    message: _Message
+    finish_reason: str | None = None
+
+
+class _PromptDetails(Shape):
+    cached_tokens: Count | None = None
+    cache_write_tokens: Count | None = None
+
+
+class _CompletionDetails(Shape):
+    reasoning_tokens: Count | None = None
+
+
+class _Usage(Shape):
+    prompt_tokens: Count | None = None
+    completion_tokens: Count | None = None
+    total_tokens: Count | None = None
+    prompt_tokens_details: _PromptDetails | None = None
+    completion_tokens_details: _CompletionDetails | None = None
+
+
+class ChatCompletion(Shape):
+    """``POST /chat/completions`` without streaming; at least one choice."""
+
+    choices: Annotated[list[_Choice], Meta(min_length=1)]
+    id: str | None = None
+    model: str | None = None
+    usage: _Usage | None = None
+
+
+class _Delta(Shape):
+    content: Content = None
+    refusal: str | None = None
+    reasoning_content: str | None = None
+    reasoning: str | None = None
+    tool_calls: list[_ToolCallFragment] | None = None
+
+
+class _ChunkChoice(Shape):
+    delta: _Delta | None = None
+    finish_reason: str | None = None
+
+
+class ChatCompletionChunk(Shape):
+    """One ``data:`` event of a stream (``choices`` may be empty: the usage-only last chunk)."""
+
+    id: str | None = None
+    model: str | None = None
+    choices: list[_ChunkChoice] | None = None
+    usage: _Usage | None = None
+
+
+class _Embedding(Shape):
+    embedding: Any  # floats or base64 text; checked by the connector, which knows both forms
+    index: Count | None = None
+
+
+class EmbeddingList(Shape):
+    """``POST /embeddings``."""
+
+    data: list[_Embedding]
+    model: str | None = None
+    usage: _Usage | None = None
+
+
+class _Model(Shape):
+    id: str
+    name: str | None = None
+    created: Count | None = None
+    max_context_length: Count | None = None
+    context_length: Count | None = None
+
+
+class ModelList(Shape):
+    """``GET /models``."""
+
+    data: list[_Model]
 
 
 class StreamErrors(Protocol):
@@ -123,6 +256,7 @@ class OpenAIStreamDecoder(StreamDecoder):
             raise ProtocolError("stream event is not a JSON object", provider=self.provider)
         if obj.get("error"):
             raise self._connector.error_from_payload(obj)
+        conform(obj, ChatCompletionChunk, provider=self.provider, what="stream event")
         if self.id is None:
             self.id = obj.get("id")
             self.model = obj.get("model") or self.model
@@ -182,6 +316,9 @@ class OpenAIStreamDecoder(StreamDecoder):
                 calls.append(ToolCall(id=call_id, name=name, arguments=arguments))
             else:
                 calls.append(ToolCall.from_json_text(call_id, name, "".join(arguments)))
+        if self._finish is None and not (calls or self._text or self._reasoning):
+            raise ProtocolError("the stream ended (data: [DONE]) with no text, no tool call and no finish reason",
+                                provider=self.provider)
         self.native_finish_reason = self._finish
         finish = normalize_finish_reason(self._finish) or ("tool_calls" if calls else "stop")
         return self.chunk(tool_calls=calls, finish_reason=finish, usage=self._usage or Usage())

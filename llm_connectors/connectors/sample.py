@@ -16,12 +16,15 @@ wire format, all invented, is:
 
 A connector is a pure translator: it builds requests and parses answers, and never does I/O.
 ``BaseConnector`` sends, frames streams, classifies errors and accumulates stream chunks.
+Answers are untrusted input: each is checked against its declared shape before it is read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
+
+from msgspec import Meta
 
 # The helpers below live in underscore modules; they are what every built-in connector uses.
 from llm_connectors import ErrorInfo, SSEEvent, decode_json, parse_error_body
@@ -55,6 +58,7 @@ from llm_connectors.types import (
     ToolCall,
     Usage,
 )
+from llm_connectors.wire.shapes import Count, Shape, conform
 
 __all__ = ["MEGACHAT", "MegaChatStreamDecoder", "SampleConnector"]
 
@@ -99,34 +103,113 @@ _TOOL_MODE = {"auto": "auto", "none": "off", "required": "must"}
 _SETTINGS = {"temperature": "temperature", "top_p": "top_p", "max_tokens": "max_output",
              "stop": "stop_words", "seed": "seed", "safety": "safety"}
 
+# -- Step 2 (continued): the shapes of the answers ---------------------------------------------
+# Provider answers are untrusted input: a proxy, a bug or a new API version can send anything.
+# Declare each answer as a `Shape` (a msgspec Struct) holding the fields you read, with their
+# types, and call `conform(data, TheShape, provider=..., what=...)` before reading anything.
+# A wrong type, a missing required field or a negative count is then a ProtocolError naming the
+# field path (`$.output.calls[0].tool`) and what was expected: never an AttributeError from deep
+# inside the parser, and never a made-up answer (str() of an object as the text, "" with finish
+# "stop"). ProtocolError is retryable and moves a fallback chain on, like any broken answer.
+# - Declare only what you read. Other fields are ignored, so the provider may add new ones.
+# - Required fields first, then optional ones with a default (msgspec and mypy need that order).
+#   `X | None = None` is for what the provider may leave out; `Count` is an int >= 0 (so `true`,
+#   `3.0`, `"3"` and `-1` are refused as token counts).
+# - No `Literal` or enum types: their error message would quote the value received, and an
+#   answer can echo what was sent (a key, a prompt). Map open vocabularies with a dict instead.
+# - `conform` returns the typed object; read its attributes, and keep the dict as `raw`.
 
-def _finish(native: Any, has_calls: bool) -> str:
-    if isinstance(native, str) and native:
+class _Tokens(Shape):
+    prompt: Count | None = None
+    generated: Count | None = None
+
+
+class _Call(Shape):
+    """A complete tool call: an entry of ``output.calls``, or a stream's ``call`` event."""
+
+    tool: Annotated[str, Meta(min_length=1)]  # a call of "" is no call
+    id: str | None = None
+    args: dict[str, Any] | None = None  # an object: 3 or "x" is not "no arguments"
+
+
+class _Output(Shape):
+    text: str | None = None
+    calls: list[_Call] | None = None
+
+
+class _Answer(Shape):
+    """``POST /v2/generate`` without streaming."""
+
+    output: _Output
+    id: str | None = None
+    model: str | None = None
+    stop: str | None = None
+    tokens: _Tokens | None = None
+
+
+# The stream's events, one shape each (`call` is _Call). An event type not listed is skipped.
+class _Start(Shape):
+    id: str | None = None
+    model: str | None = None
+
+
+class _Text(Shape):
+    text: str
+
+
+class _End(Shape):
+    stop: str | None = None
+    tokens: _Tokens | None = None
+
+
+class _Vector(Shape):
+    values: Annotated[list[float], Meta(min_length=1)]  # ints are read as floats; `true` is refused
+    position: Count = 0
+
+
+class _Embedded(Shape):
+    """``POST /v2/embed``."""
+
+    vectors: list[_Vector]
+    model: str | None = None
+    tokens: _Tokens | None = None
+
+
+class _Model(Shape):
+    name: Annotated[str, Meta(min_length=1)]
+    label: str | None = None
+    context: Count | None = None
+
+
+class _ModelPage(Shape):
+    """``GET /v2/models``."""
+
+    models: list[_Model]
+    next_cursor: str | None = None
+
+
+def _finish(native: str | None, has_calls: bool) -> str:
+    if native:
         return _FINISH.get(native, "other")
     return "tool_calls" if has_calls else "stop"
 
 
-def _usage(tokens: Any) -> Usage:
+def _usage(tokens: _Tokens | None) -> Usage:
     # Usage.of computes the total; unknown counts stay None rather than a made-up 0.
-    if not isinstance(tokens, Mapping):
-        return Usage()
-    return Usage.of(tokens.get("prompt"), tokens.get("generated"))
+    return Usage.of(tokens.prompt, tokens.generated) if tokens else Usage()
 
 
-def _is_vector(values: Any) -> bool:
-    return isinstance(values, list) and all(
-        isinstance(x, (int, float)) and not isinstance(x, bool) for x in values)
-
-
-def _call(data: Any, index: int, provider: str) -> ToolCall:
+def _tool_call(call: _Call, index: int) -> ToolCall:
     # MegaChat sends arguments as an object. A provider that sends JSON text (or streams it in
     # fragments) should use ToolCall.from_json_text, which never raises on bad JSON. A missing
     # id is made up from the position, the same way in both modes, so the result can be sent back.
-    if not isinstance(data, Mapping) or not isinstance(data.get("tool"), str):
-        raise ProtocolError("tool call without a tool name", provider=provider)
-    args = data.get("args")
-    return ToolCall(id=str(data.get("id") or f"call_{index}"), name=data["tool"],
-                    arguments=dict(args) if isinstance(args, Mapping) else {})
+    return ToolCall(id=call.id or f"call_{index}", name=call.tool, arguments=call.args or {})
+
+
+def _empty(what: str, provider: str) -> ProtocolError:
+    # Each field of an answer may be optional, yet one with no text, no call and no stop reason
+    # says nothing at all: returning "" with finish "stop" would make an answer up.
+    return ProtocolError(f"the {what} has no text, no tool call and no `stop` reason", provider=provider)
 
 
 class SampleConnector(BaseConnector):
@@ -196,28 +279,30 @@ class SampleConnector(BaseConnector):
         return turn
 
     # -- Step 4: the response ------------------------------------------------------------------
-    # `data` is the decoded JSON of a 2xx answer (errors never get here: see Step 6). Be strict
-    # about what you need and lenient about what you don't: a missing "output" is a
-    # ProtocolError, a missing "tokens" is unknown usage.
+    # `data` is the decoded JSON of a 2xx answer (errors never get here: see Step 6). Check it
+    # against its shape (Step 2) first, then read the typed result. Be strict about what you
+    # need and lenient about what you don't: a missing "output" is a ProtocolError, a missing
+    # "tokens" is unknown usage.
 
     def parse_chat_response(self, data: Any, request: ChatRequest) -> ChatResponse:
         if isinstance(data, dict) and "failure" in data:  # an error that came back with a 200
             raise self.error_from_payload(data)
-        output = data.get("output") if isinstance(data, dict) else None
-        if not isinstance(output, dict):
-            raise ProtocolError("generate answer has no 'output' object", provider=self.provider)
-        calls = [_call(c, i, self.provider) for i, c in enumerate(output.get("calls") or ())]
-        text = output.get("text")
+        answer = conform(data, _Answer, provider=self.provider, what="generate answer")
+        output = answer.output
+        calls = [_tool_call(c, i) for i, c in enumerate(output.calls or ())]
+        text = output.text or ""
+        if not (text or calls or answer.stop):
+            raise _empty("generate answer", self.provider)
         return ChatResponse(
-            content=text if isinstance(text, str) else "",
-            finish_reason=_finish(data.get("stop"), bool(calls)),
-            usage=_usage(data.get("tokens")),
+            content=text,
+            finish_reason=_finish(answer.stop, bool(calls)),
+            usage=_usage(answer.tokens),
             tool_calls=calls,
             provider=self.provider,
-            model=data.get("model") or request.model,
+            model=answer.model or request.model,
             raw=data,
-            id=data.get("id"),
-            native_finish_reason=data.get("stop"),
+            id=answer.id,
+            native_finish_reason=answer.stop,
         )
 
     # -- Step 5: streaming ---------------------------------------------------------------------
@@ -232,7 +317,8 @@ class SampleConnector(BaseConnector):
     # extracts (looked up in `error_codes`, then in the codes shared by all providers), then
     # message patterns (context window). It also reads `retry-after` and the request id.
     # Only the body shape is provider-specific. Fall back to the generic parser for bodies
-    # MegaChat did not write (a proxy's HTML page, an empty 502).
+    # MegaChat did not write (a proxy's HTML page, an empty 502). This is the one reader that
+    # takes any shape without a `conform`: whatever the body holds, the answer is an error.
 
     def parse_error(self, status: int, body: bytes) -> ErrorInfo:
         try:
@@ -258,16 +344,15 @@ class SampleConnector(BaseConnector):
         return HTTPRequest("POST", "/v2/embed", json=body)
 
     def parse_embedding_response(self, data: Any, request: EmbeddingRequest) -> EmbeddingResponse:
-        items = data.get("vectors") if isinstance(data, dict) else None
-        if not isinstance(items, list) or len(items) != len(request.inputs) \
-                or not all(isinstance(i, dict) and _is_vector(i.get("values")) for i in items):
-            raise ProtocolError(f"embed answer does not hold {len(request.inputs)} vectors",
-                                provider=self.provider)
-        ordered = sorted(items, key=lambda item: item.get("position", 0))
-        prompt = _usage(data.get("tokens")).input_tokens  # embeddings generate nothing
+        answer = conform(data, _Embedded, provider=self.provider, what="embed answer")
+        if len(answer.vectors) != len(request.inputs):
+            raise ProtocolError(f"embed answer holds {len(answer.vectors)} vectors for {len(request.inputs)} texts "
+                                f"(`$.vectors`)", provider=self.provider)
+        ordered = sorted(answer.vectors, key=lambda vector: vector.position)
+        prompt = _usage(answer.tokens).input_tokens  # embeddings generate nothing
         return EmbeddingResponse(
-            embeddings=[[float(x) for x in item["values"]] for item in ordered],
-            model=data.get("model") or request.model,
+            embeddings=[vector.values for vector in ordered],
+            model=answer.model or request.model,
             provider=self.provider,
             usage=Usage(input_tokens=prompt, total_tokens=prompt),
         )
@@ -283,22 +368,19 @@ class SampleConnector(BaseConnector):
         return HTTPRequest("GET", "/v2/models", params=params)
 
     def parse_list_models(self, data: Any) -> tuple[list[ModelInfo], str | None]:
-        items = data.get("models") if isinstance(data, dict) else None
-        if not isinstance(items, list):
-            raise ProtocolError("model list has no 'models' array", provider=self.provider)
-        models = [ModelInfo(id=m["name"], name=m.get("label") or m["name"], raw=m,
-                            context_length=m["context"] if isinstance(m.get("context"), int) else None)
-                  for m in items if isinstance(m, dict) and isinstance(m.get("name"), str)]
-        cursor = data.get("next_cursor")
-        return models, cursor if isinstance(cursor, str) and cursor else None
+        page = conform(data, _ModelPage, provider=self.provider, what="model list")
+        models = [ModelInfo(id=m.name, name=m.label or m.name, context_length=m.context, raw=raw)
+                  for m, raw in zip(page.models, data["models"], strict=True)]
+        return models, page.next_cursor or None
 
 
 # -- Step 5 (continued): the stream decoder ---------------------------------------------------
 # The base class reads the bytes, splits them into SSE events (any network split, CRLF, UTF-8
-# across reads are handled) and calls `feed` once per event. The decoder returns a chunk via
-# `self.chunk(...)`, which also accumulates the final ChatResponse, so a collected stream
-# equals the non-streaming answer. It must set `done` on the end marker: a stream that stops
-# without one was cut, and the base class raises instead of returning half an answer.
+# across reads are handled) and calls `feed` once per event. The decoder checks each event
+# against its shape (Step 2) and returns a chunk via `self.chunk(...)`, which also accumulates
+# the final ChatResponse, so a collected stream equals the non-streaming answer. It must set
+# `done` on the end marker: a stream that stops without one was cut, and the base class raises
+# instead of returning half an answer.
 
 class MegaChatStreamDecoder(StreamDecoder):
     """MegaChat's named SSE events: start, text, call, end, error (others ignored)."""
@@ -313,28 +395,31 @@ class MegaChatStreamDecoder(StreamDecoder):
         kind = event.event
         if kind not in ("start", "text", "call", "end", "error"):
             return None  # new event types must not break old clients
-        data = decode_json(event.data, provider=self.provider, what=f"{kind} event")
-        if not isinstance(data, dict):
-            raise ProtocolError(f"{kind} event is not a JSON object", provider=self.provider)
+        what = f"{kind} event"
+        data = decode_json(event.data, provider=self.provider, what=what)
         if kind == "error":
-            # A failure inside a 200 stream: raise the typed error. Before the first chunk,
-            # retries and fallbacks still apply; after it, the caller gets
-            # StreamInterruptedError with the text delivered so far (ChatStream does that).
+            # A failure inside a 200 stream: raise the typed error (parse_error reads any shape).
+            # Before the first chunk, retries and fallbacks still apply; after it, the caller
+            # gets StreamInterruptedError with the text delivered so far (ChatStream does that).
             raise self._connector.error_from_payload(data)
         self.raw = data
         if kind == "start":
-            self.id = data.get("id")
-            self.model = data.get("model") or self.model
+            start = conform(data, _Start, provider=self.provider, what=what)
+            self.id = start.id
+            self.model = start.model or self.model
             return None
         if kind == "text":
-            text = data.get("text")
-            return self.chunk(text if isinstance(text, str) else "", raw=data)
+            return self.chunk(conform(data, _Text, provider=self.provider, what=what).text, raw=data)
         if kind == "call":  # complete calls go out on the chunk where they finished
-            return self.chunk(tool_calls=[_call(data, len(self.tool_calls), self.provider)], raw=data)
-        self.done = True  # "end": finish reason and usage ride on the last chunk
-        self.native_finish_reason = data.get("stop")
-        return self.chunk(finish_reason=_finish(data.get("stop"), bool(self.tool_calls)),
-                          usage=_usage(data.get("tokens")), raw=data)
+            call = conform(data, _Call, provider=self.provider, what=what)
+            return self.chunk(tool_calls=[_tool_call(call, len(self.tool_calls))], raw=data)
+        end = conform(data, _End, provider=self.provider, what=what)  # the end marker
+        if not (self.text or self.tool_calls or end.stop):
+            raise _empty("stream", self.provider)
+        self.done = True  # finish reason and usage ride on the last chunk
+        self.native_finish_reason = end.stop
+        return self.chunk(finish_reason=_finish(end.stop, bool(self.tool_calls)), usage=_usage(end.tokens),
+                          raw=data)
 
 
 # -- Step 9: register --------------------------------------------------------------------------

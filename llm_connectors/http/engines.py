@@ -15,7 +15,7 @@
 
 Every engine raises httpx's exceptions (``httpx.ConnectError``, ``httpx.ReadTimeout``...), so
 ``_classify.transport_error`` maps a failure to the same typed error whichever engine ran, and
-every engine puts the same headers on the wire, in the same order (tests/test_transport.py).
+every engine puts the same headers on the wire, in the same order (tests/integration/test_transport.py).
 """
 
 from __future__ import annotations

@@ -342,6 +342,8 @@ class HTTPSender:
             if message != err.message:
                 err.message = message
                 err.args = (message,)
+            if err.request_id:  # a server may echo anything into a request-id header
+                err.request_id = scrub(err.request_id, held)
         return err
 
     def _log_payload(self, what: str, path: str, body: bytes) -> None:

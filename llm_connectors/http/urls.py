@@ -16,13 +16,14 @@ Host names are not resolved here; literal addresses and known metadata names are
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 
 import httpx
 
 from ..errors import ConfigurationError
 
-__all__ = ["check_base_url"]
+__all__ = ["check_base_url", "masked_url"]
 
 _METADATA_NAMES = frozenset({"metadata.google.internal", "metadata", "instance-data", "metadata.azure.com"})
 _METADATA_V6 = ipaddress.ip_network("fd00:ec2::254/128")
@@ -64,6 +65,14 @@ def _forbidden_network(host: str) -> str | None:
     return None
 
 
+_USERINFO = re.compile(r"(?<=//)[^/?#@]*@")
+
+
+def masked_url(url: str) -> str:
+    """``url`` fit to show: user name and password replaced, a query string (which may hold a key) cut."""
+    return _USERINFO.sub("***@", url).split("?", 1)[0][:200]
+
+
 def check_base_url(url: object, *, allow_insecure_http: bool = False, allow_private_network: bool = False,
                    sends_credentials: bool = True) -> str:
     """Validate a configured base URL; return it without a trailing slash.
@@ -73,16 +82,20 @@ def check_base_url(url: object, *, allow_insecure_http: bool = False, allow_priv
     """
     if not isinstance(url, str):
         raise ConfigurationError(f"base_url must be a str, got {type(url).__name__}")
+    shown = masked_url(url)
     try:
         parsed = httpx.URL(url)
+        port = parsed.port
     except (httpx.InvalidURL, TypeError, ValueError):
-        raise ConfigurationError(f"base_url {url!r} is not a valid URL") from None
+        raise ConfigurationError(f"base_url {shown!r} is not a valid URL") from None
+    if parsed.userinfo:
+        raise ConfigurationError(f"base_url {shown!r} must not contain a user name or password; use api_key")
     scheme = parsed.scheme.lower()
     if scheme not in ("http", "https") or not parsed.host:
         raise ConfigurationError(
-            f"base_url {url!r} must be an absolute http:// or https:// URL, like https://api.example.com/v1")
-    if parsed.userinfo:
-        raise ConfigurationError("base_url must not contain a user name or password; use api_key")
+            f"base_url {shown!r} must be an absolute http:// or https:// URL, like https://api.example.com/v1")
+    if port is not None and not 1 <= port <= 65535:
+        raise ConfigurationError(f"base_url {shown!r} has port {port}; a port is between 1 and 65535")
     host = parsed.host
     if scheme == "http" and sends_credentials and not allow_insecure_http and not _loopback(host):
         raise ConfigurationError(

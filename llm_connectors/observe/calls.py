@@ -7,6 +7,7 @@ variable, set only while the call's own task is inside it (never across a stream
 from __future__ import annotations
 
 import contextvars
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from .stats import ProviderStats
 
 __all__ = ["CURRENT_CALL", "CallRecord"]
+
+logger = logging.getLogger("llm_connectors")
 
 CURRENT_CALL: contextvars.ContextVar[CallRecord | None] = contextvars.ContextVar("llm_connectors_call",
                                                                                  default=None)
@@ -51,10 +54,16 @@ class CallRecord:
         return self.attempts
 
     def succeeded(self, result: ChatResponse | EmbeddingResponse) -> None:
-        """Synchronous part of a success (stats, span)."""
+        """Synchronous part of a success (stats, span). Never raises: bookkeeping must not cost the
+        caller an answer it already has (a third-party connector may fill usage with odd values)."""
         seconds = time.perf_counter() - self.started
         usage: Usage | None = result.usage
-        cost = estimate_cost(self.provider, result.model or self.model, usage)
+        try:
+            cost = estimate_cost(self.provider, result.model or self.model, usage)
+        except Exception as exc:
+            logger.warning("%s: no cost estimate for an answer (%s); the answer is returned", self.provider,
+                           type(exc).__name__)
+            cost = None
         self.stats.record_success(seconds, usage, self.ttft, cost)
         if self.span is not None:
             telemetry.end_call(self.span, provider=self.provider, model=self.model, operation=self.operation,

@@ -47,10 +47,10 @@ class ProviderStats:
         self.latency.append(seconds)
         if ttft is not None:
             self.ttft.append(ttft)
-        if usage is not None:
-            self.input_tokens += usage.input_tokens or 0
-            self.output_tokens += usage.output_tokens or 0
-        if cost:
+        if usage is not None:  # counts are ints from our parsers; a third-party connector's may not be
+            self.input_tokens += _count(usage.input_tokens)
+            self.output_tokens += _count(usage.output_tokens)
+        if isinstance(cost, (int, float)) and cost > 0:
             self.cost += cost
 
     def record_error(self, error: BaseException) -> None:
@@ -71,3 +71,7 @@ class ProviderStats:
             "estimated_cost_usd": round(self.cost, 6),
             "limiter_wait_s": round(self.limiter_wait, 6),
         }
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0

@@ -13,8 +13,8 @@ checks what the connector sent and what it returned. A plugin author reuses it i
 The async tests carry ``pytest.mark.anyio`` (anyio's pytest plugin, installed with anyio);
 they run on asyncio unless your ``conftest.py`` defines an ``anyio_backend`` fixture with
 ``params=["asyncio", "trio"]``. To run the suite over several kits, override the
-``wire_kit`` fixture with ``params`` (``tests/test_conformance.py`` does that for the
-built-ins listed in :data:`BUILTIN_KITS`).
+``wire_kit`` fixture with ``params`` (``tests/providers/test_conformance.py`` does that for the
+built-ins, :data:`BUILTIN_KITS`: every kit :func:`discover_kits` finds in this package).
 
 What it checks: the request (path, model, options, messages, tools and tool results, images,
 the key in a header and nowhere else), parsing (text, tool calls, usage, finish reasons),
@@ -34,6 +34,8 @@ the fixtures of :mod:`.conformance_base`.
 from __future__ import annotations
 
 import importlib
+import inspect
+import pkgutil
 from typing import Any, ClassVar
 
 import pytest
@@ -54,23 +56,36 @@ __all__ = [
     "StreamScenario",
     "assert_same_response",
     "builtin_kit_params",
+    "discover_kits",
     "kit_id",
     "load_kit",
     "load_kit_or_skip",
     "wait_for_closed_connections",
 ]
 
-#: Wire kits of the built-in connectors, by import path (imported only when a test needs one).
-BUILTIN_KITS: tuple[str, ...] = (
-    "llm_connectors.testing.openai_wire:OpenAIWireKit",
-    "llm_connectors.testing.claude_wire:ClaudeWireKit",
-    "llm_connectors.testing.mistral_wire:MistralWireKit",
-    "llm_connectors.testing.ollama_wire:OllamaWireKit",
-    "llm_connectors.testing.sample_wire:SampleWireKit",
-)
+# -- finding and loading kits ------------------------------------------------------------------
+
+def discover_kits(package: str = "llm_connectors.testing") -> tuple[str, ...]:
+    """``"module:Class"`` of every wire kit defined in ``package``'s ``*_wire`` modules.
+
+    A kit is a public, concrete :class:`WireKit` subclass defined in the module itself (a kit
+    imported from another module counts only there). The order is stable: modules by name, then
+    classes as they are defined. A new built-in provider's kit (``testing/<provider>_wire.py``)
+    so joins :data:`BUILTIN_KITS`, and the conformance run over it, with no list to edit.
+    """
+    found: list[str] = []
+    modules = pkgutil.iter_modules(importlib.import_module(package).__path__)
+    for name in sorted(info.name for info in modules if info.name.endswith("_wire")):
+        module = importlib.import_module(f"{package}.{name}")
+        found += [f"{module.__name__}:{attr}" for attr, value in vars(module).items()
+                  if inspect.isclass(value) and issubclass(value, WireKit) and not inspect.isabstract(value)
+                  and value.__module__ == module.__name__ and not attr.startswith("_")]
+    return tuple(found)
 
 
-# -- loading kits ------------------------------------------------------------------------------
+#: Wire kits of the built-in connectors, by import path: what :func:`discover_kits` finds here.
+BUILTIN_KITS: tuple[str, ...] = discover_kits()
+
 
 def load_kit(path: str) -> WireKit:
     """Import ``"package.module:ClassName"`` and instantiate the kit."""

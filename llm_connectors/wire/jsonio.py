@@ -1,7 +1,10 @@
-"""JSON decoding that turns every hazard into a typed :class:`ProtocolError`.
+"""JSON in and out, with every hazard of untrusted input turned into a typed :class:`ProtocolError`.
 
-The stdlib raises ``RecursionError`` on deep nesting, ``ValueError`` on 4300+ digit ints and
-accepts ``NaN``/``Infinity`` (RELIABILITY.md §6.6); none of that may escape as a bare error.
+Decoding uses msgspec's C decoder (about three times as fast as the standard library's per
+stream event), which also refuses what RFC 8259 refuses and the standard library accepts:
+``NaN``/``Infinity``, lone surrogates, a BOM, invalid UTF-8. Deep nesting stops at a recursion
+limit instead of exhausting the stack. Request bodies are encoded by the standard library with
+``allow_nan=False``, so a NaN from the caller is an error, never ``NaN`` on the wire.
 """
 
 from __future__ import annotations
@@ -9,25 +12,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
+
 from ..errors import ProtocolError
 
+__all__ = ["decode_json", "dumps", "loads"]
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"non-standard JSON constant {name}")
-
-
-_decoder = json.JSONDecoder(parse_constant=_reject_constant)
-_decode = _decoder.decode
+_decode = msgspec.json.Decoder().decode
 
 
 def loads(text: str | bytes, *, provider: str | None = None, what: str = "response") -> Any:
     """Decode JSON text or UTF-8 bytes; raise :class:`ProtocolError` naming ``what`` on failure."""
     try:
-        if isinstance(text, bytes):
-            text = text.decode("utf-8")
         return _decode(text)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        reason = type(exc).__name__ if isinstance(exc, RecursionError) else str(exc)[:200]
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:  # the last: numbers out of range
+        reason = "nesting too deep" if isinstance(exc, RecursionError) else str(exc)[:200]
         raise ProtocolError(f"invalid JSON in {what}: {reason}", provider=provider) from None
 
 

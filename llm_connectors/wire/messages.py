@@ -7,7 +7,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..errors import InvalidRequestError
+from ..json_values import check_json_value, check_text
 from ..types import ContentPart, Message, MessageInput, ReasoningBlock, ToolCall
+from .data_urls import parse_data_url
 
 _ROLES = ("system", "user", "assistant", "tool")
 
@@ -15,11 +17,17 @@ _ROLES = ("system", "user", "assistant", "tool")
 def normalize_messages(messages: Iterable[MessageInput] | str, provider: str) -> tuple[Message, ...]:
     """Validate and normalise a conversation. A bare string is one user turn."""
     if isinstance(messages, str):
+        check_text(messages, "the prompt", provider)
         return (Message(role="user", content=messages),)
     if isinstance(messages, Mapping):
         raise InvalidRequestError(
             "messages must be a list of messages, not a single dict; wrap it: [message]", provider=provider
         )
+    given: object = messages  # typed as a list, but callers pass anything
+    if isinstance(given, (bytes, bytearray)) or not isinstance(given, Iterable):
+        raise InvalidRequestError(
+            f"messages must be a prompt string or a list of messages, got {type(given).__name__}",
+            provider=provider)
     out = tuple(_one(m, i, provider) for i, m in enumerate(messages))
     if not out:
         raise InvalidRequestError("messages is empty; pass at least one user message", provider=provider)
@@ -58,6 +66,8 @@ def _build(index: int, provider: str, role: Any, content: Any, name: Any, tool_c
     content = _content(content, where, provider)
     if name is not None and not isinstance(name, str):
         raise InvalidRequestError(f"{where}: name must be a string", provider=provider)
+    if name is not None:
+        check_text(name, f"{where}.name", provider)
     calls: tuple[ToolCall, ...] = ()
     if tool_calls:
         if role != "assistant":
@@ -79,7 +89,10 @@ def _build(index: int, provider: str, role: Any, content: Any, name: Any, tool_c
 
 
 def _content(content: Any, where: str, provider: str) -> str | list[ContentPart] | None:
-    if content is None or isinstance(content, str):
+    if content is None:
+        return content
+    if isinstance(content, str):
+        check_text(content, f"{where}.content", provider)
         return content
     if not isinstance(content, (list, tuple)):
         raise InvalidRequestError(
@@ -89,10 +102,12 @@ def _content(content: Any, where: str, provider: str) -> str | list[ContentPart]
     parts: list[ContentPart] = []
     for i, part in enumerate(content):
         if isinstance(part, str):
+            check_text(part, f"{where}.content[{i}]", provider)
             parts.append({"type": "text", "text": part})
             continue
         kind = part.get("type") if isinstance(part, Mapping) else None
         if kind == "text" and isinstance(part.get("text"), str):
+            check_text(part["text"], f"{where}.content[{i}].text", provider)
             parts.append({"type": "text", "text": part["text"]})
         elif kind == "image_url":
             image = part.get("image_url")
@@ -104,11 +119,8 @@ def _content(content: Any, where: str, provider: str) -> str | list[ContentPart]
                     "{'type': 'image_url', 'image_url': {'url': 'https://... or data:image/png;base64,...'}}",
                     provider=provider,
                 )
-            url = image["url"]
-            if not url.startswith(("http://", "https://", "data:")):
-                raise InvalidRequestError(
-                    f"{where}.content[{i}]: image url must be http(s) or a data: URL", provider=provider
-                )
+            _check_image_url(image["url"], f"{where}.content[{i}]", provider)
+            check_json_value(image, f"{where}.content[{i}].image_url", provider)
             parts.append({"type": "image_url", "image_url": dict(image)})
         else:
             raise InvalidRequestError(
@@ -118,8 +130,29 @@ def _content(content: Any, where: str, provider: str) -> str | list[ContentPart]
     return parts
 
 
+def _check_image_url(url: str, where: str, provider: str) -> None:
+    """An http(s) URL, or a ``data:`` URL of an image whose data decodes (checked now, not by the provider)."""
+    if url.startswith(("http://", "https://")):
+        check_text(url, f"{where} url", provider)
+        return
+    data = parse_data_url(url)
+    if data is None:
+        raise InvalidRequestError(f"{where}: image url must be http(s) or a data: URL", provider=provider)
+    media_type = data.media_type.strip().lower()
+    if media_type and not media_type.startswith("image/"):
+        raise InvalidRequestError(f"{where}: a data: URL of type {media_type[:40]!r} is not an image; use "
+                                  "data:image/png;base64,... (or jpeg, gif, webp)", provider=provider)
+    if not data.data.strip():
+        raise InvalidRequestError(f"{where}: the data: URL holds no data", provider=provider)
+    try:
+        data.base64_data()
+    except ValueError:
+        raise InvalidRequestError(f"{where}: the data: URL's data is not valid base64", provider=provider) from None
+
+
 def _tool_call(call: Any, where: str, provider: str) -> ToolCall:
     if isinstance(call, ToolCall):
+        check_json_value(call.arguments, f"{where}.arguments", provider)
         return call
     if not isinstance(call, Mapping):
         raise InvalidRequestError(f"{where}: must be a ToolCall or a dict", provider=provider)
@@ -140,6 +173,7 @@ def _tool_call(call: Any, where: str, provider: str) -> ToolCall:
                                       provider=provider)
         return parsed
     if isinstance(arguments, Mapping):
+        check_json_value(arguments, f"{where}.arguments", provider)
         return ToolCall(id=call_id, name=name, arguments=dict(arguments))
     raise InvalidRequestError(f"{where}: arguments must be a dict or JSON text", provider=provider)
 
@@ -148,8 +182,11 @@ def _reasoning(block: Any, where: str, provider: str) -> ReasoningBlock:
     if isinstance(block, ReasoningBlock):
         return block
     if isinstance(block, Mapping):
-        return ReasoningBlock(text=str(block.get("text", "")), signature=block.get("signature"),
-                              redacted_data=block.get("redacted_data"))
+        text, signature, redacted = block.get("text", ""), block.get("signature"), block.get("redacted_data")
+        if not isinstance(text, str) or not all(v is None or isinstance(v, str) for v in (signature, redacted)):
+            raise InvalidRequestError(f"{where}: text, signature and redacted_data must be strings",
+                                      provider=provider)
+        return ReasoningBlock(text=text, signature=signature, redacted_data=redacted)
     raise InvalidRequestError(f"{where}: reasoning blocks must be dicts or ReasoningBlock", provider=provider)
 
 
