@@ -185,7 +185,7 @@ def smoke(scenario: Scenario, venv: Path, backend: str, redis_server: str | None
 
 
 def versions(venv: Path) -> str:
-    names = ("httpx", "httpcore", "anyio", "pybreaker", "tenacity", "cachetools", "trio")
+    names = ("httpx", "httpcore", "anyio", "pybreaker", "tenacity", "cachetools", "msgspec", "trio")
     code = ("import importlib.metadata as m\n"
             f"for n in {names!r}:\n"
             "    try: print(f'{n} {m.version(n)}', end='; ')\n"
