@@ -46,6 +46,8 @@ async def main() -> int:
         cache=lc.CacheConfig(maxsize=256, ttl=300),
     )
     async with chain:
+        # A member whose model refuses temperature (Claude Sonnet 5.5, per the model catalog) is
+        # skipped before anything is sent; drop_params=True would have it answer without it.
         first = await chain.generate_chat(None, SHORT, max_tokens=60, temperature=0)
         # The same call again comes from the cache (complete answers only: not one cut by max_tokens).
         again = await chain.generate_chat(None, SHORT, max_tokens=60, temperature=0)

@@ -5,7 +5,9 @@
 Tools use OpenAI's function shape for every provider; tool calls come back as ``ToolCall``
 objects with parsed ``arguments``. ``resp.message`` is the assistant turn (tool calls included),
 ready to append to the conversation. Naming the tool in ``tool_choice`` makes even a small
-local model call it: its arguments are then constrained to the tool's JSON schema.
+local model call it: its arguments are then constrained to the tool's JSON schema. Some models
+refuse a forced tool choice (Claude Sonnet 5.5: the model catalog says so); ``drop_params=True``
+sends them the call without it, and they pick the tool themselves.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def get_weather(city: str) -> dict[str, Any]:
 
 async def main() -> int:
     try:
-        conn = await lc.get_connector("auto")
+        conn = await lc.get_connector("auto", drop_params=True)
     except lc.NoProviderAvailableError as exc:
         print(exc.message, file=sys.stderr)
         return 2

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # for type checkers: `X as X` re-exports; at run time _LAZY b
     from . import errors as errors
     from ._secrets import Secret as Secret
     from .base import BaseConnector as BaseConnector
+    from .catalog import models as models, register_model as register_model
     from .definition import (
         AuthSpec as AuthSpec,
         Capability as Capability,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:  # for type checkers: `X as X` re-exports; at run time _LAZY b
         InsecureTLSWarning as InsecureTLSWarning,
         InvalidRequestError as InvalidRequestError,
         LLMConnectorError as LLMConnectorError,
+        ModelDeprecationWarning as ModelDeprecationWarning,
         NetworkError as NetworkError,
         NoProviderAvailableError as NoProviderAvailableError,
         NotFoundError as NotFoundError,
@@ -85,6 +87,7 @@ if TYPE_CHECKING:  # for type checkers: `X as X` re-exports; at run time _LAZY b
         Message as Message,
         ModelInfo as ModelInfo,
         ReasoningBlock as ReasoningBlock,
+        TokenCount as TokenCount,
         ToolCall as ToolCall,
         Usage as Usage,
     )
@@ -118,6 +121,8 @@ _LAZY: dict[str, str] = {
     "HookContext": ".hooks",
     "Hooks": ".hooks",
     "InsecureTLSWarning": ".errors",
+    "ModelDeprecationWarning": ".errors",
+    "TokenCount": ".types",
     "InvalidRequestError": ".errors",
     "LLMConnectorError": ".errors",
     "Message": ".types",
@@ -153,6 +158,8 @@ _LAZY: dict[str, str] = {
     "describe": ".registry",
     "estimate_cost": ".pricing",
     "get_connector": ".factory",
+    "models": ".catalog",
+    "register_model": ".catalog",
     "parse_error_body": ".wire.classify",
     "provider_ids": ".registry",
     "register_connector": ".registry",

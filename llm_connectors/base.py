@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 import anyio
 
+from . import catalog
 from ._batch import BatchItem, BatchResult, ProgressCallback, run_chat_batch
 from ._env import settings_from_env
 from ._secrets import Secret
+from .catalog import checks as catalog_checks
 from .definition import RESERVED_OPTIONS, Capability, ServiceDefinition, unknown_option_error
 from .errors import (
     ConfigurationError,
@@ -34,14 +36,15 @@ from .http.sender import HTTPSender
 from .http.settings import Timeouts, warn_unverified
 from .ids import check_provider_ids, is_provider_id
 from .json_values import INT64_MAX, check_json_value, check_text
-from .options import CALL_OPTIONS, HTTP_OPTIONS, ConnectorOptions
+from .options import CALL_OPTIONS, HTTP_OPTIONS, REQUEST_OPTIONS, ConnectorOptions
 from .pipeline import CallPipeline
 from .requests import ChatRequest, EmbeddingRequest, HTTPRequest
 from .stream import ChatStream, OpenStream, StreamDecoder
-from .types import ChatResponse, EmbeddingResponse, MessageInput, ModelInfo
+from .tokens import estimate_input_tokens
+from .types import ChatResponse, EmbeddingResponse, Message, MessageInput, ModelInfo, OptionRule, TokenCount
 from .wire import jsonio
 from .wire.classify import ErrorInfo, classify, parse_error_body
-from .wire.messages import has_images, normalize_messages
+from .wire.messages import has_parts, normalize_messages
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -115,6 +118,8 @@ class BaseConnector(abc.ABC):
     embedding_batch_size: ClassVar[int | None] = None
     #: How many of those split embedding requests run at once.
     embedding_concurrency: ClassVar[int] = 4
+    #: The roles the provider takes as such; a ``developer`` turn is sent as ``system`` where it is missing.
+    message_roles: ClassVar[frozenset[str]] = frozenset({"system", "user", "assistant", "tool"})
 
     def __init__(self, *, api_key: KeySource = None, base_url: str | None = None, default_model: str | None = None,
                  default_embedding_model: str | None = None, timeout: float | Timeouts | None = None,
@@ -127,6 +132,8 @@ class BaseConnector(abc.ABC):
         sends_credentials = self._credentials.configured or self.has_other_credentials()
         http_options: dict[str, Any] = dict(options)
         call_options = {name: http_options.pop(name) for name in CALL_OPTIONS & http_options.keys()}
+        request_options = {name: http_options.pop(name) for name in REQUEST_OPTIONS & http_options.keys()}
+        self.drop_params: bool = _flag(request_options.get("drop_params", False), "drop_params")
         _refuse_unknown(type(self).__name__, http_options.keys() - HTTP_OPTIONS)
         http = HTTPConfig.build(provider=self.provider, default_base_url=definition.base_url,
                                 sends_credentials=sends_credentials, base_url=base_url, timeout=timeout,
@@ -179,6 +186,15 @@ class BaseConnector(abc.ABC):
     def parse_list_models(self, data: Any) -> tuple[list[ModelInfo], str | None]:
         """One page of models and the cursor of the next page (``None`` when done)."""
         raise self._unsupported(Capability.LIST_MODELS)
+
+    def build_count_tokens_request(self, request: ChatRequest) -> HTTPRequest | None:
+        """The provider's token-counting request for a validated chat, or ``None`` where it has none
+        (``count_tokens`` then gives the local estimate)."""
+        return None
+
+    def parse_count_tokens(self, data: Any) -> int:
+        """The input-token count from the answer to :meth:`build_count_tokens_request`."""
+        raise self._unsupported("count_tokens")
 
     def build_health_request(self) -> HTTPRequest:
         """A cheap authenticated request; by default the first page of models."""
@@ -289,7 +305,8 @@ class BaseConnector(abc.ABC):
         """Every model the provider lists (all pages); cached briefly when the cache is on."""
         if Capability.LIST_MODELS not in self.capabilities:
             raise self._unsupported(Capability.LIST_MODELS)
-        return await self._pipeline.models(self._fetch_models)
+        listed = await self._pipeline.models(self._fetch_models)
+        return [catalog.merged(self.definition.id, info) for info in listed]
 
     async def _fetch_models(self) -> list[ModelInfo]:
         deadline = anyio.current_time() + self.timeouts.total
@@ -302,6 +319,26 @@ class BaseConnector(abc.ABC):
             if not cursor:
                 break
         return models
+
+    async def count_tokens(self, model: str | None = None, messages: Iterable[MessageInput] | str = (),
+                           **options: Any) -> TokenCount:
+        """How many input tokens ``generate_chat(model, messages, **options)`` would count.
+
+        Validated like the call itself. Providers with a counting endpoint (Claude) answer exactly;
+        elsewhere it is a local estimate (``exact=False``) from the model's characters per token.
+        ``extra`` and ``provider_options`` are not sent: they hold fields of the chat request, which
+        the counting endpoint may refuse.
+        """
+        request = self.prepare_chat(model, messages, options, stream=False)
+        wire = self.build_count_tokens_request(request)
+        if wire is None:
+            info = catalog.entry(self.definition.id, request.model)
+            estimate = estimate_input_tokens(request.messages, request.params,
+                                             info.chars_per_token if info is not None else None)
+            return TokenCount(input_tokens=estimate, exact=False, model=request.model)
+        deadline = anyio.current_time() + request.timeout
+        data = await self._sender.read_json(wire, deadline, "token count")
+        return TokenCount(input_tokens=self.parse_count_tokens(data), exact=True, model=request.model)
 
     async def health_check(self, timeout: float | None = None) -> bool:
         """True when the provider answers an authenticated request within ``timeout`` seconds.
@@ -349,8 +386,9 @@ class BaseConnector(abc.ABC):
         if stream and Capability.STREAMING not in self.capabilities:
             raise self._unsupported(Capability.STREAMING)
         resolved = self._resolve_model(model, self.default_model, "chat")
-        msgs = normalize_messages(messages, self.provider)
-        params, extra, timeout = self._split_options(options)
+        info = self._known_model(resolved)
+        msgs = self._with_own_roles(normalize_messages(messages, self.provider))
+        params, extra, timeout, drop = self._split_options(options)
         caps = self.capabilities
         for name in params:
             needed = _OPTION_CAPABILITIES.get(name)
@@ -362,8 +400,11 @@ class BaseConnector(abc.ABC):
             needed = _FORMAT_CAPABILITIES.get(response_format["type"])
             if needed is not None and needed not in caps:
                 raise self._unsupported(needed, f"response_format {response_format['type']}")
-        if Capability.VISION not in caps and has_images(msgs):
+        if Capability.VISION not in caps and has_parts(msgs, "image_url"):
             raise self._unsupported(Capability.VISION, "image content")
+        documents = has_parts(msgs, "file")
+        if Capability.DOCUMENTS not in caps and documents:
+            raise self._unsupported(Capability.DOCUMENTS, "document (file) content")
         choice = checked.get("tool_choice")
         if isinstance(choice, dict):
             names = {t["function"]["name"] for t in checked.get("tools", ())}
@@ -371,7 +412,46 @@ class BaseConnector(abc.ABC):
                 raise InvalidRequestError(
                     f"tool_choice names {choice['function']['name']!r}, which is not among tools "
                     f"{sorted(names)}", provider=self.provider)
+        if info is not None:
+            catalog_checks.check_inputs(self.provider, resolved, info, msgs, has_documents=documents)
+        rules = self.model_rules(resolved, info)
+        if rules:
+            checked = catalog_checks.apply_rules(self.provider, resolved, rules, checked,
+                                                 drop=self.drop_params if drop is None else drop)
         return ChatRequest(resolved, msgs, checked, extra, stream, timeout)
+
+    # -- the model catalog ------------------------------------------------------------------------
+
+    def model_info(self, model: str | None = None) -> ModelInfo:
+        """What the model catalog knows of ``model`` (default: the default chat model): context window,
+        output limit, input modalities, reasoning efforts, the API it needs, prices, lifecycle and the
+        options it treats differently. A model the catalog does not know gives a bare ``ModelInfo``."""
+        resolved = self._resolve_model(model, self.default_model, "chat")
+        return catalog.entry(self.definition.id, resolved) or ModelInfo(id=resolved, name=resolved)
+
+    def model_rules(self, model: str, info: ModelInfo | None) -> tuple[OptionRule, ...]:
+        """The option rules checked before I/O for ``model``: the catalog entry's, and its reasoning
+        efforts where the entry lists them. A connector adds its own here (rules that follow an API
+        version, say)."""
+        if info is None:
+            return ()
+        if not info.reasoning_efforts:
+            return info.rules
+        efforts = OptionRule(option="reasoning_effort", allowed=info.reasoning_efforts,
+                             why=f"the reasoning efforts {info.id} takes, per the model catalog")
+        return (*info.rules, efforts)
+
+    def _known_model(self, model: str) -> ModelInfo | None:
+        """The catalog entry of a model about to be called, after its lifecycle check."""
+        info = catalog.entry(self.definition.id, model)
+        if info is not None:
+            catalog_checks.check_lifecycle(self.provider, model, info, catalog.today())
+        return info
+
+    def _with_own_roles(self, messages: tuple[Message, ...]) -> tuple[Message, ...]:
+        if "developer" in self.message_roles or not any(m.role == "developer" for m in messages):
+            return messages
+        return tuple(replace(m, role="system") if m.role == "developer" else m for m in messages)
 
     def prepare_embedding(self, model: str | None, input: str | Sequence[str],
                           options: Mapping[str, Any]) -> EmbeddingRequest:
@@ -379,6 +459,7 @@ class BaseConnector(abc.ABC):
         if Capability.EMBEDDINGS not in self.capabilities:
             raise self._unsupported(Capability.EMBEDDINGS)
         resolved = self._resolve_model(model, self.default_embedding_model, "embedding")
+        self._known_model(resolved)
         given: object = input  # typed as text, but callers pass anything
         if isinstance(given, str):
             inputs: tuple[str, ...] = (given,)
@@ -398,7 +479,7 @@ class BaseConnector(abc.ABC):
                 raise InvalidRequestError(f"input[{i}] is an empty string; providers reject those",
                                           provider=self.provider)
             check_text(text, f"input[{i}]", self.provider)
-        params, extra, timeout = self._split_options(options)
+        params, extra, timeout, _ = self._split_options(options)
         checked = self.validate_embedding_options(params)
         return EmbeddingRequest(resolved, inputs, checked, extra, timeout)
 
@@ -418,15 +499,19 @@ class BaseConnector(abc.ABC):
 
     def _split_options(
         self, options: Mapping[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any] | None, float]:
+    ) -> tuple[dict[str, Any], dict[str, Any] | None, float, bool | None]:
+        """The provider's options, the body fields to merge, the timeout and the call's drop_params."""
         params: dict[str, Any] = {}
         extra: dict[str, Any] | None = None
         timeout = self.timeouts.total
+        drop: bool | None = None
         for name, value in options.items():
             if name not in RESERVED_OPTIONS:
                 params[name] = value
             elif value is None:
                 continue
+            elif name == "drop_params":
+                drop = _flag(value, "option 'drop_params'", self.provider)
             elif name == "timeout":
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < _MAX_TIMEOUT:
                     raise InvalidRequestError(f"option 'timeout' must be a positive, finite number of seconds "
@@ -442,7 +527,7 @@ class BaseConnector(abc.ABC):
                 own = self._own_provider_options(value)
                 if own:
                     extra = _deep_merge(extra or {}, own)
-        return params, extra, timeout
+        return params, extra, timeout, drop
 
     def _own_provider_options(self, value: Any) -> Mapping[str, Any] | None:
         if not isinstance(value, Mapping):
@@ -544,6 +629,13 @@ class BaseConnector(abc.ABC):
     async def _attempt_stream(self, request: ChatRequest) -> OpenStream:
         return await self._sender.open_stream(self._chat_wire(request), self.create_stream_decoder(request),
                                               request.deadline)
+
+
+def _flag(value: Any, what: str, provider: str | None = None) -> bool:
+    if not isinstance(value, bool):
+        error = InvalidRequestError if provider else ConfigurationError
+        raise error(f"{what} must be True or False, got {type(value).__name__}", provider=provider)
+    return value
 
 
 def _refuse_unknown(cls_name: str, names: set[str]) -> None:

@@ -41,6 +41,7 @@ class Capability:
     EMBEDDINGS = "embeddings"
     LIST_MODELS = "list_models"
     REASONING = "reasoning"
+    DOCUMENTS = "documents"
 
 
 @dataclass(frozen=True)
@@ -202,7 +203,7 @@ class ServiceDefinition:
 
 
 # The options every connector handles itself, outside the definition's parameter list.
-RESERVED_OPTIONS = frozenset({"timeout", "extra", "provider_options"})
+RESERVED_OPTIONS = frozenset({"timeout", "extra", "provider_options", "drop_params"})
 
 
 def unknown_option_error(name: str, known: Iterable[str], provider: str) -> InvalidRequestError:
@@ -312,6 +313,19 @@ def _check_any(spec: ParameterDefinition, value: Any, provider: str) -> Any:
     return value
 
 
+#: The lifetimes a prompt-cache marker may ask for.
+CACHE_TTLS = ("5m", "1h")
+
+
+def check_cache_control(value: Any, where: str, provider: str) -> dict[str, str]:
+    """A prompt-cache marker: ``{"type": "ephemeral"}``, optionally with ``"ttl": "5m" | "1h"``."""
+    if (not isinstance(value, Mapping) or value.get("type") != "ephemeral"
+            or set(value) - {"type", "ttl"} or value.get("ttl", "5m") not in CACHE_TTLS):
+        raise InvalidRequestError(f"{where} must be {{'type': 'ephemeral'}}, optionally with 'ttl': "
+                                  f"{' or '.join(map(repr, CACHE_TTLS))}", provider=provider)
+    return dict(value)
+
+
 def _check_tools(spec: ParameterDefinition, value: Any, provider: str) -> list[dict[str, Any]]:
     """Tools in the OpenAI function shape; ``{"name", "description", "parameters"}`` also accepted."""
     if not isinstance(value, (list, tuple)):
@@ -350,7 +364,11 @@ def _check_tools(spec: ParameterDefinition, value: Any, provider: str) -> list[d
         fn["parameters"] = dict(params) if params is not None else {"type": "object", "properties": {}}
         if "strict" in function:
             fn["strict"] = bool(function["strict"])
-        out.append({"type": "function", "function": fn})
+        checked: dict[str, Any] = {"type": "function", "function": fn}
+        if "cache_control" in tool:  # prompt caching: providers with explicit caching mark the tool
+            checked["cache_control"] = check_cache_control(tool["cache_control"], f"tools[{index}].cache_control",
+                                                           provider)
+        out.append(checked)
     return out
 
 

@@ -273,3 +273,12 @@ class InsecureTLSWarning(UserWarning):
 
 # The builtin is shadowed above on purpose; keep a handle for code in this package.
 BuiltinTimeoutError = builtins.TimeoutError
+
+
+class ModelDeprecationWarning(FutureWarning):
+    """Issued once per process and model when a call names a model its provider has deprecated
+    (the model catalog says so); the message names the retirement date and the successor. After
+    that date the call fails before anything is sent, with a ``NotFoundError``.
+
+    A ``FutureWarning`` (shown by default) rather than a ``DeprecationWarning`` (hidden outside
+    ``__main__``): the people who must act are the application's users, not its developers alone."""

@@ -24,7 +24,7 @@ from ._env import provider_order
 from .base import BaseConnector
 from .errors import ConfigurationError, NoProviderAvailableError
 from .fallback import FallbackConnector
-from .options import CALL_OPTIONS, HTTP_OPTIONS
+from .options import CALL_OPTIONS, HTTP_OPTIONS, REQUEST_OPTIONS
 from .registry import canonical_id, connector_class, create_connector, is_provider_id, provider_ids, split_spec
 
 __all__ = ["DEFAULT_AUTO_ORDER", "Connector", "ConnectorHandle", "get_connector"]
@@ -38,7 +38,7 @@ PROBE_TTL = 30.0  # seconds a probe result is reused
 
 # Settings that apply to every member of a chain: every connector option (options.py) but a
 # caller's own client, which belongs to one provider.
-_SHARED_KEYS = frozenset({"timeout"}) | (HTTP_OPTIONS - {"http_client"}) | CALL_OPTIONS
+_SHARED_KEYS = frozenset({"timeout"}) | (HTTP_OPTIONS - {"http_client"}) | CALL_OPTIONS | REQUEST_OPTIONS
 _CONFIG_ALIASES = {"retry_policy": "retry", "rate_limits": "rate_limit", "breaker": "circuit_breaker"}
 _CHAIN_KEYS = frozenset({"primary", "fallbacks", "providers"})
 # Settings that only make sense for one provider.

@@ -24,13 +24,14 @@ from .errors import (
     ConfigurationError,
     InvalidRequestError,
     LLMConnectorError,
+    NotFoundError,
     TimeoutError,
     UnsupportedCapabilityError,
 )
 from .ids import is_provider_id
 from .requests import ChatRequest, EmbeddingRequest
 from .stream import ChatStream
-from .types import ChatResponse, EmbeddingResponse, MessageInput, ModelInfo
+from .types import ChatResponse, EmbeddingResponse, MessageInput, ModelInfo, TokenCount
 
 __all__ = ["FallbackConnector"]
 
@@ -106,6 +107,17 @@ class FallbackConnector:
                 models.append(replace(info, id=f"{member.provider}:{info.id}"))
         return models
 
+    async def count_tokens(self, model: str | None = None, messages: Iterable[MessageInput] | str = (),
+                           **options: Any) -> TokenCount:
+        """The input-token count of the member the chain would try first with ``model``."""
+        member, member_model = self._targets(model)[0]
+        return await member.count_tokens(member_model, messages, **options)
+
+    def model_info(self, model: str | None = None) -> ModelInfo:
+        """The catalog's facts for ``model`` from the member the chain would try first with it."""
+        member, member_model = self._targets(model)[0]
+        return member.model_info(member_model)
+
     async def health_check(self, timeout: float | None = None) -> bool:
         """True when at least one member is healthy."""
         for member in self.members:
@@ -170,8 +182,8 @@ class FallbackConnector:
         for member, member_model in self._targets(model):
             try:
                 prepared.append((member, prepare(member, member_model)))
-            except (InvalidRequestError, UnsupportedCapabilityError, ConfigurationError) as exc:
-                prepared.append((member, exc))
+            except (InvalidRequestError, UnsupportedCapabilityError, ConfigurationError, NotFoundError) as exc:
+                prepared.append((member, exc))  # NotFoundError here: a retired model (the catalog says so)
         usable = [p for _, p in prepared if not isinstance(p, LLMConnectorError)]
         if not usable:
             errors = [p for _, p in prepared if isinstance(p, LLMConnectorError)]

@@ -1,9 +1,10 @@
 """The settings every connector takes beside its key, address, timeout and default models.
 
-:class:`ConnectorOptions` types ``BaseConnector(**options)``. They fall in two groups, each
+:class:`ConnectorOptions` types ``BaseConnector(**options)``. They fall in three groups, each
 checked by the object it configures: :data:`HTTP_OPTIONS` by :meth:`.http.config.HTTPConfig.build`
-(the connection) and :data:`CALL_OPTIONS` by :meth:`.pipeline.CallPipeline.build` (policies,
-cache, hooks). ``get_connector`` reads the same table to know which settings a chain shares.
+(the connection), :data:`CALL_OPTIONS` by :meth:`.pipeline.CallPipeline.build` (policies,
+cache, hooks) and :data:`REQUEST_OPTIONS` by the connector itself (how requests are prepared).
+``get_connector`` reads the same table to know which settings a chain shares.
 Each option is documented on :class:`~llm_connectors.BaseConnector`.
 """
 
@@ -19,7 +20,7 @@ import httpx
 from .hooks import Hooks
 from .http.settings import PoolLimits
 
-__all__ = ["CALL_OPTIONS", "HTTP_OPTIONS", "ConnectorOptions"]
+__all__ = ["CALL_OPTIONS", "HTTP_OPTIONS", "REQUEST_OPTIONS", "ConnectorOptions"]
 
 
 class ConnectorOptions(TypedDict, total=False):
@@ -43,7 +44,10 @@ class ConnectorOptions(TypedDict, total=False):
     cache: Any
     shared_state: Any
     hooks: Hooks | None
+    # The requests (BaseConnector.prepare_chat).
+    drop_params: bool
 
 
 CALL_OPTIONS = frozenset({"retry", "circuit_breaker", "rate_limit", "cache", "shared_state", "hooks"})
-HTTP_OPTIONS = frozenset(ConnectorOptions.__annotations__) - CALL_OPTIONS
+REQUEST_OPTIONS = frozenset({"drop_params"})
+HTTP_OPTIONS = frozenset(ConnectorOptions.__annotations__) - CALL_OPTIONS - REQUEST_OPTIONS

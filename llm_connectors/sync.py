@@ -57,7 +57,7 @@ from .definition import ServiceDefinition
 from .errors import ConfigurationError
 from .factory import Connector, ConnectorHandle, get_connector as _get_async_connector
 from .stream import ChatStream
-from .types import ChatChunk, ChatResponse, EmbeddingResponse, MessageInput, ModelInfo
+from .types import ChatChunk, ChatResponse, EmbeddingResponse, MessageInput, ModelInfo, TokenCount
 
 __all__ = ["SyncChatStream", "SyncConnector", "get_connector"]
 
@@ -369,6 +369,10 @@ class SyncConnector:
         """Whether ``model`` looks like one of this provider's models."""
         return self._connector.is_compatible_model(model)
 
+    def model_info(self, model: str | None = None) -> ModelInfo:
+        """What the model catalog knows of ``model`` (no I/O; see ``BaseConnector.model_info``)."""
+        return self._connector.model_info(model)
+
     # -- calls -------------------------------------------------------------------------------
 
     def generate_chat(self, model: str | None = None, messages: Iterable[MessageInput] | str = (),
@@ -400,6 +404,12 @@ class SyncConnector:
         """Embed one text or many; ``embeddings`` keeps input order."""
         connector = self._connector
         return _runner.run(lambda: connector.generate_embedding(model, input, **options), self._generation)
+
+    def count_tokens(self, model: str | None = None, messages: Iterable[MessageInput] | str = (),
+                     **options: Any) -> TokenCount:
+        """Input tokens the chat would count (exact where the provider counts, else estimated)."""
+        connector = self._connector
+        return _runner.run(lambda: connector.count_tokens(model, messages, **options), self._generation)
 
     def list_models(self) -> list[ModelInfo]:
         """Every model the provider lists (on a chain: ``"provider:model"`` ids)."""

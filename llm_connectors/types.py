@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 __all__ = [
@@ -16,13 +16,16 @@ __all__ = [
     "Message",
     "MessageInput",
     "ModelInfo",
+    "OptionRule",
+    "Price",
+    "TokenCount",
     "ReasoningBlock",
     "Role",
     "ToolCall",
     "Usage",
 ]
 
-Role = Literal["system", "user", "assistant", "tool"]
+Role = Literal["system", "developer", "user", "assistant", "tool"]
 #: Normalised stop reasons (OpenAI's vocabulary); the provider's own value is kept on the response.
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error", "other"]
 #: A content part: ``{"type": "text", "text": ...}`` or ``{"type": "image_url", "image_url": {"url": ...}}``.
@@ -75,11 +78,15 @@ class ReasoningBlock:
         text: The visible reasoning text ("" for redacted blocks).
         signature: The provider's signature over the block (Claude), needed to send it back.
         redacted_data: Opaque payload of a redacted block (Claude ``redacted_thinking``).
+        provider: The provider that produced the block (set by ``ChatResponse.message``). A
+            signature is valid only where it was made, so connectors send a block back only to
+            its own provider (or when this is ``None``: a block the caller built).
     """
 
     text: str = ""
     signature: str | None = None
     redacted_data: str | None = None
+    provider: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,12 +138,16 @@ class Message:
     """One conversation turn. Plain dicts in the OpenAI shape are accepted everywhere too.
 
     Attributes:
-        role: ``system``, ``user``, ``assistant`` or ``tool``.
-        content: A string, a list of content parts (text, ``image_url``), or ``None``.
+        role: ``system``, ``developer``, ``user``, ``assistant`` or ``tool``. ``developer`` is sent as
+            such to providers that have the role (OpenAI) and as ``system`` to the others.
+        content: A string, a list of content parts (``text``, ``image_url``, ``file`` for documents;
+            any part may carry ``cache_control``), or ``None``.
         name: Optional participant or tool name.
         tool_calls: Calls made by the assistant in this turn.
         tool_call_id: For ``tool`` turns: the id of the call this result answers.
         reasoning: The assistant's reasoning blocks, sent back to providers that need them.
+        is_error: For ``tool`` turns: the result reports a failed call (Claude's ``is_error``;
+            providers without the flag get the content alone).
     """
 
     role: Role
@@ -145,6 +156,7 @@ class Message:
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     reasoning: tuple[ReasoningBlock, ...] = ()
+    is_error: bool = False
 
     @property
     def text(self) -> str:
@@ -169,10 +181,12 @@ class Message:
             ]
         if self.tool_call_id is not None:
             out["tool_call_id"] = self.tool_call_id
+        if self.is_error:
+            out["is_error"] = True
         if self.reasoning:
             out["reasoning"] = [
                 {k: v for k, v in (("text", b.text), ("signature", b.signature),
-                                   ("redacted_data", b.redacted_data)) if v is not None}
+                                   ("redacted_data", b.redacted_data), ("provider", b.provider)) if v is not None}
                 for b in self.reasoning
             ]
         return out
@@ -215,11 +229,13 @@ class ChatResponse:
     @property
     def message(self) -> Message:
         """This answer as an assistant :class:`Message`, ready to append to the conversation."""
+        provider = self.provider or None
         return Message(
             role="assistant",
             content=self.content or None,
             tool_calls=tuple(self.tool_calls),
-            reasoning=tuple(self.reasoning_blocks),
+            reasoning=tuple(b if b.provider or not provider else replace(b, provider=provider)
+                            for b in self.reasoning_blocks),
         )
 
 
@@ -234,6 +250,8 @@ class ChatChunk:
         finish_reason: ``None`` until the last chunk.
         usage: ``None`` until the last chunk (if the provider reports usage).
         raw: The provider event this chunk came from (parsed JSON), for debugging.
+        refusal: New refusal text (OpenAI ``delta.refusal``); it is in ``delta`` too, so text-only
+            readers see it, and the stream ends with ``finish_reason="content_filter"``.
     """
 
     delta: str = ""
@@ -242,6 +260,7 @@ class ChatChunk:
     finish_reason: str | None = None
     usage: Usage | None = None
     raw: Any = None
+    refusal: str = ""
 
 
 @dataclass(slots=True)
@@ -255,6 +274,69 @@ class EmbeddingResponse:
 
 
 @dataclass(frozen=True, slots=True)
+class Price:
+    """USD per million tokens. Cache and batch prices default to the input/output price when not given."""
+
+    input: float
+    output: float
+    cache_read: float | None = None
+    cache_write: float | None = None
+    batch_input: float | None = None
+    batch_output: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("input", "output", "cache_read", "cache_write", "batch_input", "batch_output"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+                from .errors import ConfigurationError
+
+                raise ConfigurationError(f"Price.{name} must be a number >= 0 (USD per million tokens), got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCount:
+    """How many input tokens a request would count.
+
+    Attributes:
+        input_tokens: The count.
+        exact: ``True`` when the provider counted (Claude's ``count_tokens``); ``False`` for the
+            local estimate (characters per token from the model catalog, 4 when it does not say).
+        model: The model the count is for.
+    """
+
+    input_tokens: int
+    exact: bool
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class OptionRule:
+    """What one model does with one option, beyond the provider's generic range.
+
+    Exactly one of ``rejected``, ``allowed``, ``minimum``/``maximum`` says the rule; ``unless``
+    lifts it when another option has one of the given values (GPT-6 takes ``temperature`` only
+    with ``reasoning_effort="none"``). ``why`` is shown in the error.
+
+    Attributes:
+        option: The normalised option name (``temperature``, ``tool_choice``, ``reasoning_effort``...).
+        rejected: The model refuses the option whatever its value.
+        allowed: The values (for ``tool_choice``: the forms ``auto``, ``none``, ``required``, ``named``) it takes.
+        minimum: The smallest value it takes.
+        maximum: The largest value it takes.
+        unless: ``{other_option: values}``: the rule does not apply when the other option is one of these.
+        why: The provider's reason, as its documentation gives it.
+    """
+
+    option: str
+    rejected: bool = False
+    allowed: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    unless: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    why: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ModelInfo:
     """A model a provider offers.
 
@@ -264,6 +346,23 @@ class ModelInfo:
         created: Creation time as a Unix timestamp, when known.
         context_length: Maximum input tokens, when the provider says.
         raw: The provider's record.
+        max_output_tokens: The most tokens one answer may have (reasoning included), from the catalog.
+        default_max_tokens: The ``max_tokens`` sent when the caller gives none (room for default thinking).
+        input_modalities: What a request may carry: ``text``, ``image``, ``document``, ``audio``.
+        reasoning_efforts: The ``reasoning_effort`` values the model takes (empty: unknown or none).
+        chars_per_token: Characters per token of the model's tokenizer, for local estimates.
+        api: The API the model needs (``chat`` or ``responses`` for OpenAI; ``messages`` for Claude).
+        price: USD per million tokens, from the catalog.
+        deprecated: The provider has deprecated the model (it still answers until ``retires_on``).
+        deprecated_on: ISO date of the deprecation, when known.
+        retires_on: ISO date from which the provider refuses the model.
+        successor: The model the provider names as its replacement.
+        aliases: Other ids for the same model.
+        rules: Options the model treats differently from the provider's generic rules.
+        source: Where the catalog entry comes from (documentation page, SDK version).
+
+    Fields after ``raw`` come from the model catalog (``lc.models(provider)``); a model the provider
+    lists but the catalog does not know has them empty.
     """
 
     id: str
@@ -271,3 +370,17 @@ class ModelInfo:
     created: int | None = None
     context_length: int | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    max_output_tokens: int | None = None
+    default_max_tokens: int | None = None
+    input_modalities: tuple[str, ...] = ()
+    reasoning_efforts: tuple[str, ...] = ()
+    chars_per_token: float | None = None
+    api: str | None = None
+    price: Price | None = None
+    deprecated: bool = False
+    deprecated_on: str | None = None
+    retires_on: str | None = None
+    successor: str | None = None
+    aliases: tuple[str, ...] = ()
+    rules: tuple[OptionRule, ...] = ()
+    source: str | None = None

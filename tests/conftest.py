@@ -102,9 +102,12 @@ def openai_server(openai_fake: OpenAIFake) -> Iterator[FakeServer]:
 
 @pytest.fixture(autouse=True)
 def fresh_resilience_state() -> Iterator[None]:
-    """Breakers, budgets and limiters are process-wide; no test may inherit another's."""
+    """Breakers, budgets, limiters and the once-per-process deprecation warnings are process-wide; no
+    test may inherit another's (a test calling a deprecated model sees its warning whatever ran before)."""
+    from llm_connectors.catalog import checks
     from llm_connectors.resilience import reset_shared_state
 
     reset_shared_state()
+    checks._warned.clear()
     yield
     reset_shared_state()

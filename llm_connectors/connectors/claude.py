@@ -1,9 +1,11 @@
 """Claude (``claude``, alias ``anthropic``): Anthropic's Messages API at api.anthropic.com.
 
 A pure translator between the neutral request/response types and ``POST /v1/messages``
-(WIRE.md §1). This module holds the connector (credentials, headers, validation, the model
-list) and the service definition; the request body is written by
-:mod:`~llm_connectors.connectors.claude_request`, and answers, streamed or not, are read by
+(WIRE.md §1, updated to API version 2026-10-21 as anthropic 2.17.0 sends it). This module holds
+the connector (API version, credentials, headers, validation, per-model rules, token counting,
+the model list) and the service definition; the request body is written by
+:mod:`~llm_connectors.connectors.claude_request` (turns by
+:mod:`~llm_connectors.connectors.claude_messages`), and answers, streamed or not, are read by
 :mod:`~llm_connectors.connectors.claude_stream`.
 """
 
@@ -12,9 +14,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
+from .. import catalog
 from .._env import settings_from_env
 from .._secrets import Secret, check_header_value
 from ..base import BaseConnector
@@ -29,12 +31,26 @@ from ..errors import (
 )
 from ..requests import ChatRequest, HTTPRequest
 from ..stream import StreamDecoder
-from ..types import ChatResponse, Message, MessageInput, ModelInfo, Usage
-from ..wire.shapes import Count, Shape, conform
-from .claude_request import DEFAULT_MAX_TOKENS, THINKING_HINT, Blocks, chat_body, check_thinking, translate_messages
+from ..types import ChatResponse, Message, MessageInput, ModelInfo, OptionRule, Usage
+from ..wire.shapes import conform
+from .claude_messages import Blocks, translate_messages
+from .claude_models import ModelPage, TokenCount, parse_model_page
+from .claude_request import (
+    API_VERSION,
+    API_VERSIONS,
+    DEFAULT_MAX_TOKENS,
+    LEGACY_API_VERSION,
+    REASONING_EFFORTS,
+    SAMPLING_OPTIONS,
+    THINKING_HINT,
+    ModelFacts,
+    chat_body,
+    check_reasoning,
+    check_thinking,
+    count_tokens_body,
+)
 from .claude_stream import (
     ClaudeStreamDecoder,
-    Name,
     normalize_stop_reason,
     parse_claude_usage,
     read_content_blocks,
@@ -42,10 +58,14 @@ from .claude_stream import (
     require_answer,
 )
 
-__all__ = ["ANTHROPIC_VERSION", "CLAUDE", "DEFAULT_MAX_TOKENS", "ClaudeConnector", "ModelPage"]
+__all__ = ["ANTHROPIC_VERSION", "API_VERSIONS", "CLAUDE", "DEFAULT_MAX_TOKENS", "LEGACY_API_VERSION",
+           "ClaudeConnector", "ModelPage"]
 
-#: The API version header value every request carries (WIRE.md §1.1).
-ANTHROPIC_VERSION = "2023-06-01"
+#: The ``anthropic-version`` requests carry unless ``api_version=`` pins the older one (anthropic 2.x's).
+ANTHROPIC_VERSION = API_VERSION
+#: Why every model refuses the sampling options under API version 2026-10-21.
+_SAMPLING_WHY = (f"removed in API version {API_VERSION}; pin api_version={LEGACY_API_VERSION!r} for models "
+                 "that still take them")
 #: Environment variable for a bearer token used instead of (or with) the API key.
 AUTH_TOKEN_ENV = "ANTHROPIC_AUTH_TOKEN"
 # The HTTP status each Anthropic error type is documented with (WIRE.md §1.7).
@@ -60,18 +80,24 @@ _C = TypeVar("_C", bound="ClaudeConnector")
 
 def _parameters() -> tuple[ParameterDefinition, ...]:
     common = tuple(
-        replace(p, default=DEFAULT_MAX_TOKENS, description="Most tokens to generate (always sent; "
-                f"{DEFAULT_MAX_TOKENS} when not given).") if p.name == "max_tokens" else p
+        replace(p, default=DEFAULT_MAX_TOKENS, description="Most tokens to generate, thinking included (always "
+                f"sent; when not given, the model's catalog default, e.g. 16000 on Claude 5.x, else "
+                f"{DEFAULT_MAX_TOKENS}).") if p.name == "max_tokens" else p
         for p in common_parameters(temperature_max=1.0, max_tokens_min=0, seed=False)
     )
     return (
         *common,
-        ParameterDefinition("top_k", "integer", "Sample only from the K most likely tokens.", minimum=1),
-        ParameterDefinition("thinking", "object", "Extended thinking: " + THINKING_HINT + "."),
+        ParameterDefinition("top_k", "integer", "Sample only from the K most likely tokens (API version "
+                            f"{LEGACY_API_VERSION} and older models only).", minimum=1),
+        ParameterDefinition("thinking", "object", "Thinking: " + THINKING_HINT + "."),
         ParameterDefinition("parallel_tool_calls", "boolean",
                             "False lets the model call at most one tool per turn."),
-        ParameterDefinition("effort", "string", "How much effort the model spends (output_config.effort).",
-                            choices=_EFFORT),
+        ParameterDefinition("reasoning_effort", "string",
+                            "How hard the model thinks: output_config.effort with adaptive thinking; 'none' turns "
+                            "thinking off ('disabled', or 'between_tools' where the model refuses that), "
+                            "'minimal' is 'low'.", choices=REASONING_EFFORTS),
+        ParameterDefinition("effort", "string", "Claude's own name for output_config.effort (without the adaptive "
+                            "thinking reasoning_effort adds).", choices=_EFFORT),
         ParameterDefinition("metadata", "object", "Request metadata, e.g. {'user_id': ...}."),
         ParameterDefinition("service_tier", "string", "Capacity tier.", choices=("auto", "standard_only")),
     )
@@ -82,45 +108,37 @@ CLAUDE = ServiceDefinition(
     name="Anthropic Claude",
     base_url="https://api.anthropic.com",
     base_url_env="ANTHROPIC_BASE_URL",
-    auth=AuthSpec(kind="header", header="x-api-key", env_var="ANTHROPIC_API_KEY"),
+    # Bearer, as anthropic 2.x sends the key; api_version="2023-06-01" sends it as x-api-key instead.
+    auth=AuthSpec(kind="bearer", env_var="ANTHROPIC_API_KEY"),
     capabilities=frozenset({
         Capability.CHAT, Capability.STREAMING, Capability.TOOLS, Capability.VISION, Capability.JSON_SCHEMA,
-        Capability.LIST_MODELS, Capability.REASONING,
+        Capability.LIST_MODELS, Capability.REASONING, Capability.DOCUMENTS,
     }),
     parameters=_parameters(),
     aliases=("anthropic",),
-    default_model="claude-sonnet-5-5",  # the current Sonnet; claude-sonnet-4-5 retires 2026-11-30
+    default_model="claude-sonnet-5-5",  # the current Sonnet; claude-sonnet-4-5 retired 2026-11-30
     model_patterns=("claude-",),
     docs_url="https://docs.claude.com/en/api/messages",
 )
-
-
-class _Model(Shape):
-    id: Name
-    display_name: str | None = None
-    created_at: str | None = None  # RFC 3339; a date we cannot read is left out, not refused
-    max_input_tokens: Count | None = None
-
-
-class ModelPage(Shape):
-    """``GET /v1/models``: one page of the model list (WIRE.md §1.5; only the fields we read)."""
-
-    data: list[_Model]
-    has_more: bool | None = None
-    last_id: str | None = None
 
 
 class ClaudeConnector(BaseConnector):
     """Anthropic's Messages API.
 
     Args:
-        auth_token: A bearer token sent as ``Authorization: Bearer`` (instead of, or with,
-            ``api_key``, which is sent as ``x-api-key``). From ``ANTHROPIC_AUTH_TOKEN`` with
-            :meth:`from_env`.
+        api_version: The ``anthropic-version`` to speak: ``"2026-10-21"`` (default, as anthropic 2.x
+            sends it: the API key as ``Authorization: Bearer``; ``temperature``, ``top_p`` and ``top_k``
+            refused for every model) or ``"2023-06-01"`` (the key as ``x-api-key``; sampling options
+            go to the models that still take them). An ``anthropic-version`` in ``headers`` sets it too.
+        auth_token: A bearer token sent as ``Authorization: Bearer``. With ``api_key`` too, 2023-06-01
+            sends both (``x-api-key`` and the token), 2026-10-21 the key alone, as the SDK does.
+            From ``ANTHROPIC_AUTH_TOKEN`` with :meth:`from_env`.
         betas: Beta feature names, sent as one comma-separated ``anthropic-beta`` header.
-        headers: Extra headers; an ``anthropic-version`` here replaces the default
-            ``2023-06-01``.
+        headers: Extra headers.
         **kwargs: See :class:`~llm_connectors.BaseConnector`.
+
+    Raises:
+        ConfigurationError: An API version other than the two above, or no credentials.
     """
 
     definition: ClassVar[ServiceDefinition] = CLAUDE
@@ -134,25 +152,30 @@ class ClaudeConnector(BaseConnector):
         "request_too_large": InvalidRequestError,  # 413
     }
     chat_path: ClassVar[str] = "/v1/messages"
+    count_tokens_path: ClassVar[str] = "/v1/messages/count_tokens"
     models_path: ClassVar[str] = "/v1/models"
     #: Models asked for per page (the API allows 1-1000).
     models_page_size: ClassVar[int] = 1000
 
-    def __init__(self, *, auth_token: str | Secret | None = None, betas: Sequence[str] | str | None = None,
-                 headers: Mapping[str, str] | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, api_version: str | None = None, auth_token: str | Secret | None = None,
+                 betas: Sequence[str] | str | None = None, headers: Mapping[str, str] | None = None,
+                 **kwargs: Any) -> None:
         # Set before BaseConnector.__init__, which asks has_other_credentials() when api_key is missing.
         self._auth_token = Secret(auth_token) if auth_token is not None else None
+        provider = kwargs.get("provider_id") or CLAUDE.id
         if self._auth_token is not None:
             check_header_value("auth_token", self._auth_token.reveal(), secret=True)
         elif kwargs.get("api_key") is None:
             raise ConfigurationError(
-                "Anthropic Claude needs credentials: pass api_key=... (sent as x-api-key) or auth_token=... "
-                f"(sent as a bearer token), or set {CLAUDE.auth.env_var} or {AUTH_TOKEN_ENV}",
-                provider=kwargs.get("provider_id") or CLAUDE.id)
-        merged = {"anthropic-version": ANTHROPIC_VERSION}
+                "Anthropic Claude needs credentials: pass api_key=... or auth_token=..., "
+                f"or set {CLAUDE.auth.env_var} or {AUTH_TOKEN_ENV}", provider=provider)
+        extra = dict(headers or {})
+        in_headers = [extra.pop(name) for name in list(extra) if name.lower() == "anthropic-version"]
+        self.api_version: str = _api_version(api_version, in_headers, provider)
+        merged = {"anthropic-version": self.api_version}
         if betas:
             merged["anthropic-beta"] = _beta_header(betas)
-        for name, value in (headers or {}).items():
+        for name, value in extra.items():
             merged.pop(name.lower(), None)  # the caller's own spelling replaces ours, case-insensitively
             merged[name] = value
         super().__init__(headers=merged, **kwargs)
@@ -173,13 +196,18 @@ class ClaudeConnector(BaseConnector):
         return getattr(self, "_auth_token", None) is not None
 
     def credential_headers(self, key: Secret | None) -> dict[str, str]:
-        # Both when both are configured, as the official SDK does (WIRE.md §1.1).
-        headers: dict[str, str] = {}
-        if key is not None:
-            headers["x-api-key"] = key.reveal()
-        if self._auth_token is not None:
-            headers["authorization"] = "Bearer " + self._auth_token.reveal()
-        return headers
+        token = self._auth_token
+        if self.api_version == LEGACY_API_VERSION:
+            # x-api-key, and the token too when both are configured, as anthropic 0.x/1.x sends them.
+            headers: dict[str, str] = {}
+            if key is not None:
+                headers["x-api-key"] = key.reveal()
+            if token is not None:
+                headers["authorization"] = "Bearer " + token.reveal()
+            return headers
+        # anthropic 2.x: one Authorization header, the API key's when there is one (_client.py auth_headers).
+        chosen = key if key is not None else token
+        return {"authorization": "Bearer " + chosen.reveal()} if chosen is not None else {}
 
     def error_from_payload(self, payload: Any, *, status: int | None = None) -> LLMConnectorError:
         """An ``error`` event inside a 200 stream, typed exactly as its HTTP twin would be.
@@ -226,10 +254,37 @@ class ClaudeConnector(BaseConnector):
                 params["response_format"] = checked
             request = replace(request, params=params)
         check_thinking(request.params.get("thinking"), self.provider)
+        check_reasoning(request.params, self.model_facts(request.model), request.model, self.provider)
         # Translate the messages once now, so a message Claude cannot take (an image in the
         # system prompt, an SVG data URL...) fails here, before any policy or I/O runs.
         self.wire_messages(request.messages)
         return request
+
+    def model_rules(self, model: str, info: ModelInfo | None) -> tuple[OptionRule, ...]:
+        """The catalog's rules for ``model``, plus those of the API version and the model's limits.
+
+        Under 2026-10-21 ``temperature``, ``top_p`` and ``top_k`` are refused for every model (the
+        version removed them); under 2023-06-01 only the catalog's per-model rules apply. ``max_tokens``
+        may not pass the model's output limit, and ``reasoning_effort='none'`` needs a model that can
+        turn thinking off.
+        """
+        rules = list(super().model_rules(model, info))
+        if self.api_version == API_VERSION:
+            rules = [rule for rule in rules if rule.option not in SAMPLING_OPTIONS]
+            rules += [OptionRule(option=name, rejected=True, why=_SAMPLING_WHY) for name in SAMPLING_OPTIONS]
+        if info is not None and info.max_output_tokens:
+            rules.append(OptionRule(option="max_tokens", maximum=info.max_output_tokens,
+                                    why=f"the model's output limit, thinking included, is {info.max_output_tokens}"))
+        facts = ModelFacts.of(self.api_version, info)
+        if facts.thinking_off is None:
+            rules.append(OptionRule(option="reasoning_effort", allowed=REASONING_EFFORTS[1:],
+                                    why="the model cannot turn thinking off (it takes thinking "
+                                        f"{', '.join(facts.thinking_types or ())} only)"))
+        return tuple(rules)
+
+    def model_facts(self, model: str) -> ModelFacts:
+        """What the request body needs from the catalog for ``model`` (default max_tokens, thinking types)."""
+        return ModelFacts.of(self.api_version, catalog.entry(self.definition.id, model))
 
     def _check_response_format(self, value: Any) -> dict[str, Any] | None:
         spec = self.definition.parameter("response_format")
@@ -247,7 +302,7 @@ class ClaudeConnector(BaseConnector):
 
     def build_chat_request(self, request: ChatRequest) -> HTTPRequest:
         system, messages = self.wire_messages(request.messages)
-        body = chat_body(request, system, messages)
+        body = chat_body(request, system, messages, self.model_facts(request.model))
         response_format = request.params.get("response_format")
         if response_format is not None and response_format["type"] != "json_schema":
             # prepare_chat refuses it already; a request built by hand may not have been through it.
@@ -284,6 +339,25 @@ class ClaudeConnector(BaseConnector):
     def create_stream_decoder(self, request: ChatRequest) -> StreamDecoder:
         return ClaudeStreamDecoder(self.provider, request.model, self.error_from_payload)
 
+    # -- token counting (BaseConnector.count_tokens sends it) ------------------------------------
+
+    def build_count_tokens_request(self, request: ChatRequest) -> HTTPRequest:
+        """``POST /v1/messages/count_tokens`` for a validated chat request, so :meth:`count_tokens` is exact.
+
+        The body is the chat body's fields that endpoint takes, as the SDK sends them: no
+        ``max_tokens``, ``stream``, ``stop_sequences``, ``metadata`` or ``service_tier``. The count is
+        Claude's own (Claude 5.x has a new tokenizer; local estimates are off by up to a third).
+        """
+        system, messages = self.wire_messages(request.messages)
+        body = count_tokens_body(request, system, messages, self.model_facts(request.model))
+        return HTTPRequest("POST", self.count_tokens_path, json=body)
+
+    def parse_count_tokens(self, data: Any) -> int:
+        """``{"input_tokens": N}`` as ``N``; anything else is a :class:`ProtocolError`."""
+        if isinstance(data, dict) and data.get("type") == "error":
+            raise self.error_from_payload(data)
+        return conform(data, TokenCount, provider=self.provider, what="token count").input_tokens
+
     # -- models -------------------------------------------------------------------------------
 
     def build_list_models_request(self, cursor: str | None) -> HTTPRequest:
@@ -296,17 +370,7 @@ class ClaudeConnector(BaseConnector):
         return HTTPRequest("GET", self.models_path, params={"limit": "1"})
 
     def parse_list_models(self, data: Any) -> tuple[list[ModelInfo], str | None]:
-        page = conform(data, ModelPage, provider=self.provider, what="model list")
-        models = [
-            ModelInfo(id=item.id, name=item.display_name or item.id, created=_unix_time(item.created_at),
-                      context_length=item.max_input_tokens, raw=record)
-            for item, record in zip(page.data, data["data"], strict=True)
-        ]
-        cursor = None
-        if page.has_more:
-            # Next page: after_id = last_id (WIRE.md §1.5); a page without it cannot be continued.
-            cursor = page.last_id or (models[-1].id if models else None)
-        return models, cursor
+        return parse_model_page(data, self.provider)
 
 
 def _beta_header(betas: Sequence[str] | str) -> str:
@@ -318,17 +382,14 @@ def _beta_header(betas: Sequence[str] | str) -> str:
     return ",".join(name.strip() for name in names)
 
 
-def _unix_time(value: str | None) -> int | None:
-    """RFC 3339 (``2025-02-19T00:00:00Z``) to Unix seconds; ``None`` when absent or unreadable."""
-    if not value:
-        return None
-    text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
-    head, dot, rest = text.partition(".")
-    if dot:  # Python 3.10 reads at most 6 fractional digits; seconds are all we keep anyway
-        digits = len(rest) - len(rest.lstrip("0123456789"))
-        text = head + rest[digits:]
-    try:
-        return int(datetime.fromisoformat(text).timestamp())
-    except (ValueError, OverflowError, OSError):  # the last two: a year the platform cannot convert
-        return None
-
+def _api_version(given: str | None, in_headers: list[str], provider: str) -> str:
+    """The API version from ``api_version=`` or an ``anthropic-version`` header (which must agree)."""
+    values = {v.strip() for v in ([given] if given is not None else []) + in_headers}
+    if len(values) > 1:
+        raise ConfigurationError(f"api_version and the anthropic-version header disagree ({sorted(values)}); "
+                                 "give it once, as api_version=...", provider=provider)
+    version = values.pop() if values else API_VERSION
+    if version not in API_VERSIONS:
+        raise ConfigurationError(f"Claude api_version must be {API_VERSION!r} (the default) or "
+                                 f"{LEGACY_API_VERSION!r}, got {version!r}", provider=provider)
+    return version

@@ -1,86 +1,187 @@
-"""Writing Claude's requests: the ``POST /v1/messages`` body, as pure functions (WIRE.md §1.2).
+"""Writing Claude's requests: the ``POST /v1/messages`` and ``/v1/messages/count_tokens`` bodies, as pure
+functions (WIRE.md §1.2, as anthropic 2.17.0 sends them).
 
-System messages are lifted to the top-level ``system`` field, ``max_tokens`` is always sent,
-tools and tool results become ``tool_use`` / ``tool_result`` blocks, images become ``image``
-blocks and thinking blocks go back with their signatures. Errors name the message at fault
-(``messages[2].content[0]``) and are raised before anything is sent.
+What goes into a body depends on the request, the API version the connector speaks and a few catalog
+facts about the model (:class:`ModelFacts`): ``max_tokens`` is always sent (the model's default when the
+caller gives none), ``reasoning_effort`` becomes ``output_config.effort`` with adaptive thinking, and under
+API version 2026-10-21 the sampling options, which that version removed, are never written. The turns
+are written by :mod:`~llm_connectors.connectors.claude_messages`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidRequestError
 from ..requests import ChatRequest
-from ..types import ContentPart, Message, ReasoningBlock
-from ..wire.data_urls import parse_data_url
+from ..types import ModelInfo
+from .claude_messages import Blocks
 
-__all__ = ["DEFAULT_MAX_TOKENS", "THINKING_HINT", "Blocks", "chat_body", "check_thinking", "translate_messages"]
+__all__ = [
+    "API_VERSION",
+    "API_VERSIONS",
+    "DEFAULT_MAX_TOKENS",
+    "LEGACY_API_VERSION",
+    "REASONING_EFFORTS",
+    "SAMPLING_OPTIONS",
+    "THINKING_HINT",
+    "ModelFacts",
+    "chat_body",
+    "check_reasoning",
+    "check_thinking",
+    "count_tokens_body",
+]
 
-#: ``max_tokens`` is required by the API; this is sent when the caller gives none.
+#: The API version anthropic 2.x sends, and ours by default.
+API_VERSION = "2026-10-21"
+#: The version before it, for models that still take sampling options (``api_version=`` pins it).
+LEGACY_API_VERSION = "2023-06-01"
+API_VERSIONS = (API_VERSION, LEGACY_API_VERSION)
+#: Options API version 2026-10-21 removed from the Messages API (a 400 on every model).
+SAMPLING_OPTIONS = ("temperature", "top_p", "top_k")
+#: ``max_tokens`` is required by the API; this is sent when the caller gives none and the catalog has
+#: no default for the model.
 DEFAULT_MAX_TOKENS = 4096
 #: The shapes the ``thinking`` option takes, as said in its description and its error.
-THINKING_HINT = ("{'type': 'enabled', 'budget_tokens': N} with N >= 1024, {'type': 'adaptive'} "
-                 "or {'type': 'disabled'}")
-_IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+THINKING_HINT = ("{'type': 'adaptive'} (optionally with 'display': 'summarized' | 'omitted'), "
+                 "{'type': 'between_tools'}, {'type': 'enabled', 'budget_tokens': N} with N >= 1024, "
+                 "or {'type': 'disabled'} (which types a model takes depends on the model)")
+#: The neutral ``reasoning_effort`` values Claude takes; ``xhigh`` is Claude's (and OpenAI's) own.
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+_DISPLAY = ("summarized", "omitted")
+_THINKING_KEYS = {"adaptive": {"display"}, "between_tools": set(), "disabled": set(),
+                  "enabled": {"budget_tokens", "display"}}
 _TOOL_CHOICE = {"auto": "auto", "required": "any", "none": "none"}
-Blocks = list[dict[str, Any]]
+#: The fields ``count_tokens`` takes (MessageCountTokensParams, anthropic 2.17.0).
+_COUNT_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking", "output_config",
+                 "cache_control", "speed")
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What a body depends on besides the request: the API version and the model's catalog facts.
+
+    Attributes:
+        api_version: The ``anthropic-version`` the connector sends.
+        default_max_tokens: ``max_tokens`` when the caller gives none (room for default thinking).
+        max_output_tokens: The model's output limit, when the catalog knows it.
+        thinking_types: The ``thinking`` types the model takes (its catalog rule); ``None``: any.
+    """
+
+    api_version: str = API_VERSION
+    default_max_tokens: int = DEFAULT_MAX_TOKENS
+    max_output_tokens: int | None = None
+    thinking_types: tuple[str, ...] | None = None
+
+    @classmethod
+    def of(cls, api_version: str, info: ModelInfo | None) -> ModelFacts:
+        """The facts for a model's catalog entry (``None``: a model the catalog does not know)."""
+        if info is None:
+            return cls(api_version)
+        limit = info.max_output_tokens
+        default = info.default_max_tokens or DEFAULT_MAX_TOKENS
+        thinking = next((tuple(rule.allowed) for rule in info.rules
+                         if rule.option == "thinking" and rule.allowed is not None), None)
+        return cls(api_version, min(default, limit) if limit else default, limit, thinking)
+
+    @property
+    def thinking_off(self) -> str | None:
+        """How this model turns thinking off: ``disabled``, else ``between_tools``; ``None`` if it cannot."""
+        for kind in ("disabled", "between_tools"):
+            if self.thinking_types is None or kind in self.thinking_types:
+                return kind
+        return None
 
 
 def check_thinking(value: Any, provider: str) -> None:
-    """Refuse a ``thinking`` option the API would reject (a budget below 1024, an unknown type)."""
+    """Refuse a ``thinking`` option the API would reject (a budget below 1024, an unknown type or key)."""
     if value is None:
         return
     kind = value.get("type")
+    keys = _THINKING_KEYS.get(kind) if isinstance(kind, str) else None
     budget = value.get("budget_tokens")
-    ok = kind in ("adaptive", "disabled") or (
-        kind == "enabled" and isinstance(budget, int) and not isinstance(budget, bool) and budget >= 1024)
+    ok = (keys is not None and not set(value) - keys - {"type"}
+          and value.get("display", "summarized") in _DISPLAY
+          and (kind != "enabled" or (isinstance(budget, int) and not isinstance(budget, bool) and budget >= 1024)))
     if not ok:
         raise InvalidRequestError(f"option 'thinking' must be {THINKING_HINT} for {provider}, "
                                   f"got {value!r}", provider=provider)
 
 
-# -- the body -----------------------------------------------------------------------------------
+def check_reasoning(params: Mapping[str, Any], facts: ModelFacts, model: str, provider: str) -> None:
+    """Refuse ``reasoning_effort`` combined with what contradicts it, before anything is sent."""
+    effort = params.get("reasoning_effort")
+    if effort is None:
+        return
+    if "effort" in params:
+        raise InvalidRequestError("options 'reasoning_effort' and 'effort' both set Claude's output_config.effort; "
+                                  "pass one (reasoning_effort is the portable name)", provider=provider)
+    thinking = params.get("thinking")
+    if effort == "none" and thinking is not None and thinking.get("type") not in ("disabled", "between_tools"):
+        raise InvalidRequestError(f"reasoning_effort='none' turns thinking off, but thinking={thinking!r} turns "
+                                  "it on; pass one of them", provider=provider)
+    if effort == "none" and thinking is None and facts.thinking_off is None:
+        raise InvalidRequestError(f"reasoning_effort='none': {model} cannot turn thinking off (it takes thinking "
+                                  f"{', '.join(facts.thinking_types or ())} only); use 'low'", provider=provider)
 
-def chat_body(request: ChatRequest, system: str | Blocks | None, messages: Blocks) -> dict[str, Any]:
-    """The JSON body for already translated messages (see :func:`translate_messages`).
+
+# -- the bodies ---------------------------------------------------------------------------------
+
+def chat_body(request: ChatRequest, system: str | Blocks | None, messages: Blocks,
+              facts: ModelFacts | None = None) -> dict[str, Any]:
+    """The ``/v1/messages`` JSON body for already translated messages (see ``translate_messages``).
 
     A ``response_format`` other than ``json_schema`` is left out: refusing it takes the
     connector's capabilities, so the connector does that.
     """
+    facts = facts or ModelFacts()
     params = request.params
-    body: dict[str, Any] = {"model": request.model, "messages": messages, "max_tokens": _max_tokens(params)}
+    body: dict[str, Any] = {"model": request.model, "messages": messages,
+                            "max_tokens": _max_tokens(params, facts)}
     if system is not None:
         body["system"] = system
-    _apply_params(body, params)
+    _apply_params(body, params, facts)
     if request.stream:
         body["stream"] = True
     return body
 
 
-def _max_tokens(params: Mapping[str, Any]) -> int:
+def count_tokens_body(request: ChatRequest, system: str | Blocks | None, messages: Blocks,
+                      facts: ModelFacts | None = None) -> dict[str, Any]:
+    """The ``/v1/messages/count_tokens`` body: the chat body's fields that endpoint takes, as the SDK sends them."""
+    body = chat_body(request, system, messages, facts)
+    return {name: body[name] for name in _COUNT_FIELDS if name in body}
+
+
+def _max_tokens(params: Mapping[str, Any], facts: ModelFacts) -> int:
     value = params.get("max_tokens")
     if value is not None:
         return int(value)
+    default = facts.default_max_tokens
     thinking = params.get("thinking") or {}
     budget = thinking.get("budget_tokens") if thinking.get("type") == "enabled" else None
-    if isinstance(budget, int) and budget >= DEFAULT_MAX_TOKENS:
+    if isinstance(budget, int) and budget >= default:
         # The thinking budget counts toward max_tokens and must stay below it (WIRE.md §1.2);
-        # leave the default's worth of room for the answer itself.
-        return budget + DEFAULT_MAX_TOKENS
-    return DEFAULT_MAX_TOKENS
+        # leave the old default's worth of room for the answer itself.
+        default = budget + DEFAULT_MAX_TOKENS
+    limit = facts.max_output_tokens
+    return min(default, limit) if limit else default
 
 
-def _apply_params(body: dict[str, Any], params: Mapping[str, Any]) -> None:
-    for name in ("temperature", "top_p", "top_k", "thinking", "metadata", "service_tier"):
+def _apply_params(body: dict[str, Any], params: Mapping[str, Any], facts: ModelFacts) -> None:
+    # Under 2026-10-21 the model rules refuse (or drop) sampling options before this point; one that
+    # still arrives (a request built by hand) is left out rather than sent into a certain 400.
+    sampling = SAMPLING_OPTIONS if facts.api_version == LEGACY_API_VERSION else ()
+    for name in (*sampling, "thinking", "metadata", "service_tier"):
         if name in params:
             body[name] = params[name]
     if "stop" in params:
         body["stop_sequences"] = list(params["stop"])
     tools = params.get("tools")
     if tools:
-        body["tools"] = [_wire_tool(t["function"]) for t in tools]
+        body["tools"] = [_wire_tool(t) for t in tools]
     choice = _wire_tool_choice(params.get("tool_choice"), params.get("parallel_tool_calls"), bool(tools))
     if choice is not None:
         body["tool_choice"] = choice
@@ -90,19 +191,41 @@ def _apply_params(body: dict[str, Any], params: Mapping[str, Any]) -> None:
         output["format"] = {"type": "json_schema", "schema": response_format["json_schema"]["schema"]}
     if "effort" in params:
         output["effort"] = params["effort"]
+    _apply_reasoning(body, output, params.get("reasoning_effort"), facts)
     if output:
         body["output_config"] = output
 
 
-def _wire_tool(function: Mapping[str, Any]) -> dict[str, Any]:
+def _apply_reasoning(body: dict[str, Any], output: dict[str, Any], effort: str | None, facts: ModelFacts) -> None:
+    """``reasoning_effort``: ``none`` turns thinking off, the rest set the effort of adaptive thinking.
+
+    ``none`` is ``thinking: disabled`` where the model takes it, else ``between_tools`` (thinking
+    off; progress notes between tool calls still come back as thinking). ``minimal`` is Claude's
+    lowest effort, ``low``. A ``thinking`` the caller gave is kept as given.
+    """
+    if effort is None:
+        return
+    if effort == "none":
+        off = facts.thinking_off
+        if "thinking" not in body and off is not None:
+            body["thinking"] = {"type": off}
+        return
+    output["effort"] = "low" if effort == "minimal" else effort
+    body.setdefault("thinking", {"type": "adaptive"})
+
+
+def _wire_tool(tool: Mapping[str, Any]) -> dict[str, Any]:
+    function = tool["function"]
     schema = dict(function["parameters"])
     schema.setdefault("type", "object")  # Claude requires an object schema; OpenAI tolerates its absence
-    tool: dict[str, Any] = {"name": function["name"], "input_schema": schema}
+    out: dict[str, Any] = {"name": function["name"], "input_schema": schema}
     if function.get("description"):
-        tool["description"] = function["description"]
+        out["description"] = function["description"]
     if "strict" in function:
-        tool["strict"] = function["strict"]
-    return tool
+        out["strict"] = function["strict"]
+    if tool.get("cache_control") is not None:  # a cache breakpoint after the tool definitions up to here
+        out["cache_control"] = dict(tool["cache_control"])
+    return out
 
 
 def _wire_tool_choice(choice: Any, parallel: Any, has_tools: bool) -> dict[str, Any] | None:
@@ -118,134 +241,3 @@ def _wire_tool_choice(choice: Any, parallel: Any, has_tools: bool) -> dict[str, 
     if parallel is False and out["type"] != "none":  # "none" takes no such flag
         out["disable_parallel_tool_use"] = True
     return out
-
-
-# -- the messages -------------------------------------------------------------------------------
-
-def translate_messages(messages: Sequence[Message], provider: str) -> tuple[str | Blocks | None, Blocks]:
-    """Split off the system prompt and turn the rest into Claude turns.
-
-    System messages (wherever they are) become the top-level ``system``: a plain string
-    for one string message, text blocks otherwise. Consecutive tool results become one
-    user turn of ``tool_result`` blocks, as the API expects.
-    """
-    system: Blocks = []
-    turns: Blocks = []
-    results: Blocks | None = None  # the open user turn of tool results
-    for index, message in enumerate(messages):
-        where = f"messages[{index}]"
-        role = message.role
-        if role == "system":
-            system.extend(_system_blocks(message.content, where, provider))
-            continue
-        if role == "tool":
-            block = _tool_result(message, where, provider)
-            if results is None:
-                results = []
-                turns.append({"role": "user", "content": results})
-            results.append(block)
-            continue
-        results = None
-        turn = _assistant_turn(message, where, provider) if role == "assistant" \
-            else {"role": "user", "content": _user_content(message.content, where, provider)}
-        if turn is not None:
-            turns.append(turn)
-    if not turns:
-        raise InvalidRequestError("Claude needs at least one user message besides the system prompt",
-                                  provider=provider)
-    return _system_value(system, messages), turns
-
-
-def _system_blocks(content: str | list[ContentPart] | None, where: str, provider: str) -> Blocks:
-    if isinstance(content, str) or content is None:
-        return [{"type": "text", "text": content}] if content else []
-    if any(part["type"] != "text" for part in content):
-        raise InvalidRequestError(f"{where}: Claude's system prompt takes text only, not images",
-                                  provider=provider)
-    return [{"type": "text", "text": part["text"]} for part in content if part["text"]]
-
-
-def _system_value(blocks: Blocks, messages: Sequence[Message]) -> str | Blocks | None:
-    if not blocks:
-        return None
-    system_messages = [m for m in messages if m.role == "system"]
-    if len(blocks) == 1 and len(system_messages) == 1 and isinstance(system_messages[0].content, str):
-        return str(blocks[0]["text"])  # the plain-string form, as most callers (and the SDK docs) send it
-    return blocks
-
-
-def _user_content(content: str | list[ContentPart] | None, where: str, provider: str) -> str | Blocks:
-    if content is None or isinstance(content, str):
-        return content or ""
-    return _blocks(content, where, provider)
-
-
-def _blocks(parts: list[ContentPart], where: str, provider: str) -> Blocks:
-    blocks: Blocks = []
-    for i, part in enumerate(parts):
-        if part["type"] == "text":
-            if part["text"]:  # the API rejects empty text blocks
-                blocks.append({"type": "text", "text": part["text"]})
-        else:
-            blocks.append(_image(part["image_url"]["url"], f"{where}.content[{i}]", provider))
-    return blocks
-
-
-def _image(url: str, where: str, provider: str) -> dict[str, Any]:
-    """A data URL becomes a base64 source, an http(s) URL a url source (WIRE.md §1.2)."""
-    image = parse_data_url(url)
-    if image is None:
-        return {"type": "image", "source": {"type": "url", "url": url}}
-    media_type = image.media_type.strip().lower()
-    if media_type == "image/jpg":  # a common misspelling the API would reject
-        media_type = "image/jpeg"
-    if not image.is_base64 or not image.data:
-        raise InvalidRequestError(f"{where}: image data URLs must be base64, like "
-                                  "data:image/png;base64,...", provider=provider)
-    if media_type not in _IMAGE_TYPES:
-        raise InvalidRequestError(f"{where}: Claude accepts {', '.join(_IMAGE_TYPES)} images, "
-                                  f"not {media_type or 'an untyped data URL'}", provider=provider)
-    return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": image.data}}
-
-
-def _assistant_turn(message: Message, where: str, provider: str) -> dict[str, Any] | None:
-    content = message.content
-    if not message.reasoning and not message.tool_calls and isinstance(content, str) and content:
-        return {"role": "assistant", "content": content}
-    # Thinking blocks first: Claude checks their signatures and wants them leading the turn.
-    blocks = [b for b in (_thinking_block(r) for r in message.reasoning) if b is not None]
-    if isinstance(content, str):
-        if content:
-            blocks.append({"type": "text", "text": content})
-    elif content is not None:
-        if any(part["type"] != "text" for part in content):
-            raise InvalidRequestError(f"{where}: Claude accepts images in user and tool messages only",
-                                      provider=provider)
-        blocks.extend(_blocks(content, where, provider))
-    blocks.extend({"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments}
-                  for call in message.tool_calls)
-    # A turn with nothing in it carries no information and the API rejects empty content.
-    return {"role": "assistant", "content": blocks} if blocks else None
-
-
-def _thinking_block(block: ReasoningBlock) -> dict[str, Any] | None:
-    """A reasoning block as Claude wants it back; ``None`` for blocks Claude cannot verify.
-
-    Reasoning without a signature (from another provider, or hand-written) would be rejected,
-    so it is left out.
-    """
-    if block.redacted_data:
-        return {"type": "redacted_thinking", "data": block.redacted_data}
-    if block.signature:
-        return {"type": "thinking", "thinking": block.text, "signature": block.signature}
-    return None
-
-
-def _tool_result(message: Message, where: str, provider: str) -> dict[str, Any]:
-    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.tool_call_id}
-    content = message.content
-    if isinstance(content, list):
-        content = _blocks(content, where, provider) or None
-    if content:
-        block["content"] = content
-    return block

@@ -14,6 +14,11 @@ all handled here:
   result answering it always carry the same id.
 * Tool calls stream whole, often every one with ``index: 0``; ``content`` may be a list of
   text and thinking chunks; errors come in several body shapes (see :meth:`parse_error`).
+* Thinking chunks carry a ``signature`` "to replay some reasoning blocks across turns"
+  (mistralai 3.7.0 ``ThinkChunk``): each becomes a :class:`ReasoningBlock` with it, and signed
+  blocks are sent back, before the text, on later assistant turns.
+* Documents are ``document_url`` chunks (an http(s) URL or a base64 ``data:`` URL, with
+  ``document_name``) or ``file`` chunks (``file_id`` of an upload).
 """
 
 from __future__ import annotations
@@ -36,11 +41,11 @@ from ..wire import jsonio as _json
 from ..wire.classify import ErrorInfo
 from ..wire.framing import SSEEvent
 from .openai_compat import OpenAICompatibleConnector
-from .openai_parse import OpenAIStreamDecoder
+from .openai_parse import OpenAIStreamDecoder, thinking_blocks, thinking_text
 
 __all__ = ["MISTRAL", "MistralConnector", "MistralStreamDecoder", "mistral_tool_call_id"]
 
-_EFFORT = ("none", "minimal", "low", "medium", "high", "xhigh")  # spec ReasoningEffort
+_EFFORT = ("none", "minimal", "low", "medium", "high", "xhigh", "max")  # mistralai 3.7.0 ReasoningEffort
 _TOOL_CALL_ID = re.compile(r"[A-Za-z0-9]{9}")
 _ID_ALPHABET = string.ascii_letters + string.digits
 _OFFICIAL_HOST = "api.mistral.ai"
@@ -57,6 +62,7 @@ MISTRAL = ServiceDefinition(
     capabilities=frozenset({
         Capability.CHAT, Capability.STREAMING, Capability.TOOLS, Capability.VISION, Capability.JSON_MODE,
         Capability.JSON_SCHEMA, Capability.EMBEDDINGS, Capability.LIST_MODELS, Capability.REASONING,
+        Capability.DOCUMENTS,
     }),
     parameters=(
         *common_parameters(temperature_max=1.5),
@@ -116,6 +122,38 @@ class MistralStreamDecoder(OpenAIStreamDecoder):
     def __init__(self, connector: MistralConnector, request: ChatRequest) -> None:
         super().__init__(connector, request)
         self._slots: dict[Any, int] = {}  # wire index -> key of the call it currently feeds
+        self._thinking: list[tuple[list[str], list[str]]] = []  # per block: text fragments, signature
+        self._open = False  # the last thinking block may still grow
+
+    def on_content(self, content: Any) -> None:
+        """Rebuild the thinking blocks as the non-streamed answer has them (one per chunk, signed).
+
+        A block's fragments arrive as separate ``thinking`` chunks; it ends at its signature or at
+        the first answer text.
+        """
+        if isinstance(content, str):
+            self._open = self._open and not content
+            return
+        for part in content if isinstance(content, list) else ():
+            if not isinstance(part, Mapping):
+                continue
+            if part.get("type") == "thinking":
+                if not self._open:
+                    self._thinking.append(([], []))
+                    self._open = True
+                texts, signature = self._thinking[-1]
+                texts.append(thinking_text(part))
+                if isinstance(part.get("signature"), str) and part["signature"]:
+                    signature[:] = [part["signature"]]
+                    self._open = False
+            elif part.get("type") == "text" and part.get("text"):
+                self._open = False
+
+    def _final(self) -> ChatChunk | None:
+        chunk = super()._final()
+        self.reasoning_blocks = [ReasoningBlock(text="".join(texts), signature=signature[0] if signature else None)
+                                 for texts, signature in self._thinking]
+        return chunk
 
     def feed(self, event: SSEEvent) -> ChatChunk | None:
         data = event.data
@@ -152,6 +190,21 @@ class MistralStreamDecoder(OpenAIStreamDecoder):
                 entry[2].append(arguments)
             elif isinstance(arguments, Mapping):  # the spec allows an object
                 entry[2] = dict(arguments)
+
+
+def _replayable(block: ReasoningBlock) -> bool:
+    """Whether a reasoning block can go back to Mistral: signed, and not another provider's.
+
+    Only a signature lets Mistral replay a block; unsigned reasoning (other providers, local
+    servers) and Claude's redacted blocks are left out. A block that says where it comes from
+    (``provider``) must come from Mistral: Claude signs its blocks too.
+    """
+    return bool(block.signature) and not block.redacted_data and block.provider in (None, "mistral")
+
+
+def _think_chunk(block: ReasoningBlock) -> dict[str, Any]:
+    # The shape mistralai 3.7.0 serialises a ThinkChunk in (sdk_requests/thinking_round_trip.json).
+    return {"type": "thinking", "thinking": [{"type": "text", "text": block.text}], "signature": block.signature}
 
 
 def _starts_new_call(entry: list[Any], call_id: str | None, name: str | None) -> bool:
@@ -213,8 +266,8 @@ class MistralConnector(OpenAICompatibleConnector):
             if message.role == "system" and isinstance(content, list) \
                     and any(part.get("type") != "text" for part in content):
                 raise InvalidRequestError(
-                    f"messages[{index}]: Mistral system messages take text only; put images in a "
-                    "user message", provider=self.provider)
+                    f"messages[{index}]: Mistral system messages take text only; put images and "
+                    "documents in a user message", provider=self.provider)
         return replace(request, params=params) if params is not request.params else request
 
     def _prediction(self, value: Mapping[str, Any]) -> dict[str, Any]:
@@ -238,6 +291,15 @@ class MistralConnector(OpenAICompatibleConnector):
     def wire_tool_choice(self, choice: str | dict[str, Any]) -> Any:
         return "any" if choice == "required" else choice
 
+    def wire_file(self, file: Mapping[str, Any]) -> dict[str, Any]:
+        """A ``document_url`` chunk (URL or base64 data: URL, as the SDK's ``str`` takes) or a ``file`` chunk."""
+        if "file_id" in file:
+            return {"type": "file", "file_id": file["file_id"]}  # FileChunk has no name
+        chunk = {"type": "document_url", "document_url": file.get("url") or file["file_data"]}
+        if file.get("filename"):
+            chunk["document_name"] = file["filename"]
+        return chunk
+
     def wire_message(self, message: Message) -> dict[str, Any]:
         out = super().wire_message(message)
         content = message.content
@@ -249,6 +311,10 @@ class MistralConnector(OpenAICompatibleConnector):
         else:
             out.pop("name", None)  # only tool messages have a name in Mistral's schema (else 422)
         if message.role == "assistant":
+            thinking = [_think_chunk(block) for block in message.reasoning if _replayable(block)]
+            if thinking:
+                text = out.get("content") or []
+                out["content"] = thinking + ([{"type": "text", "text": text}] if isinstance(text, str) else text)
             out["prefix"] = False  # what the official SDK sends; True would make this turn a prefix
             for index, call in enumerate(out.get("tool_calls", ())):
                 call["index"] = index
@@ -266,9 +332,10 @@ class MistralConnector(OpenAICompatibleConnector):
         if isinstance(data, dict) and data.get("object") == "error":
             raise self.error_from_payload(data)
         response = super().parse_chat_response(data, request)
-        if response.reasoning and not response.reasoning_blocks:
-            # What the stream decoder builds from the same thinking chunks (stream parity).
-            response.reasoning_blocks = [ReasoningBlock(text=response.reasoning)]
+        # One block per thinking chunk, with its signature: what the stream decoder builds too.
+        blocks = thinking_blocks(data["choices"][0]["message"].get("content"))
+        if blocks:
+            response.reasoning_blocks = blocks
         return response
 
     def create_stream_decoder(self, request: ChatRequest) -> StreamDecoder:

@@ -9,8 +9,10 @@ Wire facts: WIRE.md §4 and §5. What differs from the OpenAI dialect, and why t
 * Sampling options live in an ``options`` object (``max_tokens`` becomes ``num_predict``).
 * JSON mode is ``format: "json"``; a JSON schema is passed as the ``format`` object itself.
 * Images are bare base64 strings in ``message.images``; remote image URLs are not accepted.
-* Tool-call arguments are JSON *objects* both ways; ids may be missing on older servers.
-  A tool result names its tool (``tool_name``), looked up from the assistant call it answers.
+* Tool-call arguments are JSON *objects* both ways; ids may be missing on older servers and
+  are never sent (the official client has none). A tool result names its tool (``tool_name``),
+  looked up from the assistant call it answers.
+* ``reasoning_effort`` is the top-level ``think`` (``"none"`` -> ``false``, else the level).
 * Errors are ``{"error": "text"}``, with no code, also as a line inside a 200 stream.
 * ``tool_choice`` does not exist: ``"auto"`` (the server's behaviour) is accepted and not
   sent; anything else raises :class:`UnsupportedCapabilityError` before any I/O.
@@ -94,6 +96,9 @@ OLLAMA = ServiceDefinition(
                             maximum=2.0),
         ParameterDefinition("frequency_penalty", "number", "Penalise frequent tokens.", minimum=-2.0,
                             maximum=2.0),
+        # `think`: "none" sends false; a level is sent as itself (models without levels just think).
+        ParameterDefinition("reasoning_effort", "string", "Thinking level for thinking models ('none': off).",
+                            choices=("none", "low", "medium", "high", "max")),
     ),
     default_model="llama3.2",
     default_embedding_model="nomic-embed-text",
@@ -197,8 +202,8 @@ class OllamaConnector(BaseConnector):
 
     ``OLLAMA_HOST`` is read by :meth:`from_env` with the official client's host rules
     (:func:`parse_ollama_host`); ``OLLAMA_API_KEY``, when set, is sent as a bearer token.
-    Top-level body fields such as ``keep_alive`` and ``think`` go in
-    ``provider_options={"ollama": {...}}``.
+    Top-level body fields such as ``keep_alive`` (and ``think: True`` for models without levels)
+    go in ``provider_options={"ollama": {...}}``; ``reasoning_effort`` sets ``think``.
     """
 
     definition: ClassVar[ServiceDefinition] = OLLAMA

@@ -1,9 +1,12 @@
 """Writing Ollama's requests: the ``POST /api/chat`` body, as pure functions (WIRE.md §4.2).
 
 Sampling options go in the ``options`` object (``max_tokens`` becomes ``num_predict``), JSON
-mode is ``format: "json"`` and a JSON schema is the ``format`` itself, images are bare base64
-in ``message.images``, and a tool result names its tool (``tool_name``), looked up from the
-assistant call it answers. What Ollama cannot take is refused here, before anything is sent.
+mode is ``format: "json"`` and a JSON schema is the ``format`` itself, ``reasoning_effort`` is
+the top-level ``think`` (``"none"`` turns thinking off), images are bare base64 in
+``message.images``, and a tool result names its tool (``tool_name``), looked up from the
+assistant call it answers. Messages carry exactly the fields the official client (ollama
+0.6.3) sends: no tool-call ids, which its ``Message`` model does not have. What Ollama cannot
+take (documents, remote images) is refused here, before anything is sent.
 """
 
 from __future__ import annotations
@@ -67,6 +70,8 @@ def chat_body(request: ChatRequest, messages: list[dict[str, Any]], provider: st
         elif name == "tool_choice":
             if value != "auto":  # prepare_chat refuses these; a hand-built request must too
                 raise no_tool_choice_error(value, provider)
+        elif name == "reasoning_effort":
+            body["think"] = False if value == "none" else value  # a level; the client's `think: bool | str`
         elif name == "response_format":
             if value["type"] == "json_object":
                 body["format"] = "json"
@@ -108,17 +113,21 @@ def _wire_message(message: Message, index: int, names: Mapping[str, str], provid
                 f"messages[{index}]: the tool result answers tool_call_id {call_id!r}, but no earlier "
                 "assistant message has a call with that id; Ollama needs the tool's name "
                 "(pass name='<tool name>' on the tool message)", provider=provider)
-        return {"role": "tool", "content": tool_result_text(content), "tool_name": tool_name,
-                "tool_call_id": call_id}
+        # No tool_call_id: the official client sends none (the name pairs the result with its call).
+        return {"role": "tool", "content": tool_result_text(content), "tool_name": tool_name}
     # `content` is required by the spec's ChatMessage, so it is sent even when empty.
     out: dict[str, Any] = {"role": message.role, "content": text_of(content)}
     if isinstance(content, list):
+        if any(part.get("type") == "file" for part in content):  # the base refuses them first
+            raise UnsupportedCapabilityError(
+                f"messages[{index}]: Ollama's chat API takes no documents (file parts); extract the "
+                "text and send it as a text part", provider=provider)
         images = [_wire_image(part["image_url"]["url"], f"messages[{index}]", provider)
                   for part in content if part.get("type") == "image_url"]
         if images:
             out["images"] = images
     if message.tool_calls:
-        out["tool_calls"] = [{"id": c.id, "function": {"name": c.name, "arguments": dict(c.arguments)}}
+        out["tool_calls"] = [{"function": {"name": c.name, "arguments": dict(c.arguments)}}
                              for c in message.tool_calls]
     thinking = "".join(block.text for block in message.reasoning)
     if thinking and message.role == "assistant":

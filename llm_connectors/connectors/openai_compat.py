@@ -93,7 +93,10 @@ class OpenAICompatibleConnector(BaseConnector):
                 body[self.seed_field] = value
             elif name == "tool_choice":
                 body["tool_choice"] = self.wire_tool_choice(value)
-            else:  # temperature, top_p, stop, tools, response_format and declared extras
+            elif name == "tools":
+                # `cache_control` is the neutral caching marker; this dialect has no such field.
+                body["tools"] = [{k: v for k, v in tool.items() if k != "cache_control"} for tool in value]
+            else:  # temperature, top_p, stop, response_format and declared extras
                 body[name] = value
 
     def wire_tool_choice(self, choice: str | dict[str, Any]) -> Any:
@@ -124,7 +127,26 @@ class OpenAICompatibleConnector(BaseConnector):
         return out
 
     def wire_content(self, parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return parts  # already normalised to text / image_url-object parts
+        """Normalised parts (text, image_url, file) in the dialect's shape.
+
+        ``cache_control`` markers are dropped: the dialect caches prompt prefixes by itself and
+        the servers reject (or ignore) the unknown key.
+        """
+        out = []
+        for part in parts:
+            if part["type"] == "file":
+                out.append(self.wire_file(part["file"]))
+            else:
+                out.append({k: v for k, v in part.items() if k != "cache_control"})
+        return out
+
+    def wire_file(self, file: Mapping[str, Any]) -> dict[str, Any]:
+        """A document part (``file_data`` / ``file_id``, optional ``filename``), in OpenAI's shape.
+
+        Only connectors that declare :attr:`Capability.DOCUMENTS` get here (the base refuses
+        documents for the others before any I/O); ``url`` is refused by them beforehand.
+        """
+        return {"type": "file", "file": {k: v for k, v in file.items() if k in ("file_data", "file_id", "filename")}}
 
     def wire_tool_call_id(self, call_id: str) -> str:
         return call_id

@@ -18,7 +18,7 @@ from msgspec import Meta
 from ..errors import LLMConnectorError, ProtocolError
 from ..requests import ChatRequest
 from ..stream import StreamDecoder
-from ..types import ChatChunk, ToolCall, Usage
+from ..types import ChatChunk, ReasoningBlock, ToolCall, Usage
 from ..wire import jsonio as _json
 from ..wire.framing import SSEEvent
 from ..wire.shapes import Count, Shape, conform
@@ -33,6 +33,8 @@ __all__ = [
     "parse_openai_usage",
     "reasoning_field",
     "split_content",
+    "thinking_blocks",
+    "thinking_text",
 ]
 
 _FINISH = {
@@ -54,11 +56,13 @@ class _TextPart(Shape):
 
 
 class _ContentPart(Shape):
-    """A content chunk: ``text``, or ``thinking`` (Mistral's reasoning models) as text or text parts."""
+    """A content chunk: ``text``, or ``thinking`` (Mistral's reasoning models) as text or text parts,
+    with the ``signature`` that lets the block be sent back in a later turn."""
 
     type: str | None = None
     text: str | None = None
     thinking: str | list[_TextPart] | None = None
+    signature: str | None = None
 
 
 #: Message content: text, or a list of content chunks.
@@ -216,12 +220,30 @@ def split_content(content: Any) -> tuple[str, str]:
         if kind == "text":
             text.append(str(part.get("text") or ""))
         elif kind == "thinking":
-            inner = part.get("thinking")
-            if isinstance(inner, list):
-                thinking.extend(str(p.get("text") or "") for p in inner if isinstance(p, Mapping))
-            elif isinstance(inner, str):
-                thinking.append(inner)
+            thinking.append(thinking_text(part))
     return "".join(text), "".join(thinking)
+
+
+def thinking_text(part: Mapping[str, Any]) -> str:
+    """The text of one ``thinking`` chunk (its text parts joined; reference chunks carry none)."""
+    inner = part.get("thinking")
+    if isinstance(inner, list):
+        return "".join(str(p.get("text") or "") for p in inner if isinstance(p, Mapping))
+    return inner if isinstance(inner, str) else ""
+
+
+def thinking_blocks(content: Any) -> list[ReasoningBlock]:
+    """One :class:`ReasoningBlock` per ``thinking`` chunk, with its ``signature`` (Mistral's ThinkChunk),
+    so the blocks can be sent back as they came."""
+    if not isinstance(content, list):
+        return []
+    blocks = []
+    for part in content:
+        if isinstance(part, Mapping) and part.get("type") == "thinking":
+            signature = part.get("signature")
+            blocks.append(ReasoningBlock(text=thinking_text(part),
+                                         signature=signature if isinstance(signature, str) and signature else None))
+    return blocks
 
 
 def reasoning_field(message: Mapping[str, Any]) -> str:
@@ -234,7 +256,9 @@ class OpenAIStreamDecoder(StreamDecoder):
 
     Tool-call fragments are keyed by ``index`` and parsed once at the end; finish reason and
     usage (which may come in a later ``choices: []`` chunk) are delivered together on the last
-    chunk, at ``[DONE]``.
+    chunk, at ``[DONE]``. A streamed ``delta.refusal`` is text like the non-streaming
+    ``message.refusal``: it is delivered as ``delta`` and, when the answer has no other text, the
+    finish reason is ``content_filter`` (a refusal must not look like an empty ``stop``).
     """
 
     def __init__(self, connector: StreamErrors, request: ChatRequest) -> None:
@@ -243,6 +267,8 @@ class OpenAIStreamDecoder(StreamDecoder):
         self._calls: dict[int, list[Any]] = {}  # index -> [id, name, [fragments] | dict]
         self._finish: Any = None
         self._usage: Usage | None = None
+        self._refused = False  # a `delta.refusal` came
+        self._answered = False  # some `delta.content` text came
 
     def feed(self, event: SSEEvent) -> ChatChunk | None:
         data = event.data
@@ -280,6 +306,13 @@ class OpenAIStreamDecoder(StreamDecoder):
         more = delta.get("reasoning_content") or delta.get("reasoning")
         if more and isinstance(more, str):
             reasoning += more
+        if text:
+            self._answered = True
+        refusal = delta.get("refusal")
+        if refusal:
+            self._refused = True
+            text += refusal
+        self.on_content(content)
         calls = delta.get("tool_calls")
         if calls:
             self._add_call_fragments(calls)
@@ -287,8 +320,14 @@ class OpenAIStreamDecoder(StreamDecoder):
         if finish:
             self._finish = finish
         if text or reasoning:
-            return self.chunk(text, reasoning, raw=obj)
+            chunk = self.chunk(text, reasoning, raw=obj)
+            if chunk is not None and refusal and isinstance(refusal, str):
+                chunk.refusal = refusal  # shown apart too, for a UI that renders refusals differently
+            return chunk
         return None
+
+    def on_content(self, content: Any) -> None:
+        """Hook: the raw ``delta.content`` of each event (Mistral keeps its thinking blocks from it)."""
 
     def _add_call_fragments(self, calls: list[Any]) -> None:
         for position, fragment in enumerate(calls):
@@ -321,6 +360,8 @@ class OpenAIStreamDecoder(StreamDecoder):
                                 provider=self.provider)
         self.native_finish_reason = self._finish
         finish = normalize_finish_reason(self._finish) or ("tool_calls" if calls else "stop")
+        if self._refused and not self._answered:
+            finish = "content_filter"  # as parse_chat_response does with `message.refusal`
         return self.chunk(tool_calls=calls, finish_reason=finish, usage=self._usage or Usage())
 
 

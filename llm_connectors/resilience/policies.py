@@ -17,17 +17,18 @@ process still counts its own breaker failures and keeps ``max_concurrency`` to i
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .. import catalog
 from .._asynclib import current_loop_token
 from ..errors import LLMConnectorError, RateLimitError
 from ..requests import ChatRequest, EmbeddingRequest
 from ..stream import OpenStream
+from ..tokens import estimate_input_tokens, estimate_text_tokens
 from ..types import ChatResponse, Usage
 from .breaker import Breaker
 from .config import CircuitBreakerConfig, RateLimit, RetryPolicy, coerce
@@ -255,13 +256,12 @@ class Resilience:
         config = self.rate_limit
         if config is None or config.tokens_per_minute is None:
             return 0
+        info = catalog.entry(self.provider, request.model)
+        per_token = info.chars_per_token if info is not None else None
         if isinstance(request, EmbeddingRequest):
-            return sum(len(text) for text in request.inputs) // 4 + 1
-        chars = sum(len(m.text) for m in request.messages) + 16 * len(request.messages)
-        if request.params.get("tools"):
-            chars += len(json.dumps(request.params["tools"]))
+            return estimate_text_tokens(request.inputs, per_token)
         output = request.params.get("max_tokens") or config.default_output_tokens
-        return chars // 4 + 1 + int(output)
+        return estimate_input_tokens(request.messages, request.params, per_token) + int(output)
 
     def snapshot(self) -> dict[str, Any]:
         """Breaker state and budget, for ``stats()``."""

@@ -2,11 +2,13 @@
 
 :class:`ClaudeFake` answers ``POST /v1/messages`` (JSON, or named SSE events when the body
 says ``stream: true``) and ``GET /v1/models`` (cursor paging with ``limit`` / ``after_id``)
-in Anthropic's wire format (WIRE.md §1), with deterministic content. Like the real API it
-refuses requests without credentials or ``anthropic-version``, without ``max_tokens``, with a
-``system`` role in ``messages`` or with body fields Claude does not know, so a translation
-mistake fails loudly. Scripted replies are played first, so a test can inject a 529 or a
-broken stream and then see the normal answer.
+in Anthropic's wire format (WIRE.md §1), with deterministic content, and
+``POST /v1/messages/count_tokens``. Like the real API it refuses requests without credentials or
+``anthropic-version``, without ``max_tokens``, with a ``system`` role in ``messages`` or with body
+fields Claude does not know, and under ``anthropic-version: 2026-10-21`` also ``temperature`` /
+``top_p`` / ``top_k`` and documents in assistant turns, so a translation mistake fails loudly.
+Scripted replies are played first, so a test can inject a 529 or a broken stream and then see the
+normal answer.
 
 :class:`ClaudeWireKit` is the :class:`~llm_connectors.testing.kit.WireKit` the conformance
 suite uses to speak for the ``claude`` connector.
@@ -23,7 +25,7 @@ from ..types import ToolCall
 from .kit import Finish, WireKit
 from .server import Reply, Request
 
-__all__ = ["ClaudeFake", "ClaudeWireKit", "claude_message_json", "claude_sse_events", "sse_event"]
+__all__ = ["ClaudeFake", "ClaudeWireKit", "claude_message_json", "claude_sse_events", "count_tokens_of", "sse_event"]
 
 _STOP_REASON = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
@@ -33,8 +35,13 @@ _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: 
 _BODY_FIELDS = frozenset({
     "model", "messages", "max_tokens", "system", "stop_sequences", "temperature", "top_p", "top_k", "stream",
     "metadata", "service_tier", "inference_geo", "container", "thinking", "tools", "tool_choice",
-    "output_config", "cache_control",
+    "output_config", "cache_control", "speed", "diagnostics", "user_profile_id", "workspace_id",
 })
+# What count_tokens takes (anthropic 2.17.0 MessageCountTokensParams).
+_COUNT_FIELDS = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking", "output_config",
+                           "cache_control", "speed", "user_profile_id", "workspace_id"})
+#: The API version that removed sampling options and documents in assistant turns.
+CURRENT_VERSION = "2026-10-21"
 REQUEST_ID = "req_011CFakeClaudeRequest"
 
 
@@ -126,9 +133,11 @@ def claude_sse_events(deltas: Sequence[str], *, model: str = "claude-fake-1",
     return events
 
 
-def _model_record(model_id: str) -> dict[str, Any]:
+def _model_record(model_id: str, retires_at: str | None = None) -> dict[str, Any]:
+    # anthropic 2.x ModelInfo: a deprecated model carries its deprecation and retirement times.
     return {"type": "model", "id": model_id, "display_name": model_id.replace("-", " ").title(),
-            "created_at": "2025-01-01T00:00:00Z"}
+            "created_at": "2025-01-01T00:00:00Z", "lifecycle": "deprecated" if retires_at else "active",
+            "deprecated_at": "2026-10-01T00:00:00Z" if retires_at else None, "retires_at": retires_at}
 
 
 class ClaudeFake:
@@ -138,6 +147,7 @@ class ClaudeFake:
         text: The answer to every chat; streamed word by word.
         tool_calls: Tool calls appended to every answer (stop reason ``tool_use``).
         models: Ids listed by ``/v1/models``, in pages of at most ``page_size``.
+        retiring: Model id -> RFC 3339 retirement time, for models listed as deprecated.
         replies: Scripted replies, used (and removed) before the default behaviour.
     """
 
@@ -148,6 +158,7 @@ class ClaudeFake:
         self.tool_calls = list(tool_calls)
         self.models = list(models)
         self.page_size = page_size
+        self.retiring: dict[str, str] = {}
         self.replies: deque[Reply] = deque()
 
     def __call__(self, request: Request) -> Reply:
@@ -156,8 +167,11 @@ class ClaudeFake:
         refused = self.check_headers(request)
         if refused is not None:
             return refused
+        version = request.headers.get("anthropic-version", "")
         if request.path == "/v1/messages" and request.method == "POST":
-            return self.messages(request.json())
+            return self.messages(request.json(), version)
+        if request.path == "/v1/messages/count_tokens" and request.method == "POST":
+            return self.count_tokens(request.json(), version)
         if request.path == "/v1/models" and request.method == "GET":
             return self.models_page(request.query)
         return Reply.json(error_body(404, f"Not found: {request.method} {request.path}"), 404,
@@ -178,8 +192,8 @@ class ClaudeFake:
         words = self.text.split(" ")
         return [w if i == 0 else " " + w for i, w in enumerate(words)]
 
-    def messages(self, body: Any) -> Reply:
-        problem = _body_problem(body)
+    def messages(self, body: Any, version: str = CURRENT_VERSION) -> Reply:
+        problem = _body_problem(body, _BODY_FIELDS, version)
         if problem:
             return Reply.json(error_body(400, problem), 400, {"request-id": REQUEST_ID})
         model = body["model"]
@@ -193,6 +207,13 @@ class ClaudeFake:
                                               stop_reason=stop, output_tokens=output),
                           headers={"request-id": REQUEST_ID})
 
+    def count_tokens(self, body: Any, version: str = CURRENT_VERSION) -> Reply:
+        """A deterministic count: one token per four characters of the JSON body, at least one."""
+        problem = _body_problem(body, _COUNT_FIELDS, version, counting=True)
+        if problem:
+            return Reply.json(error_body(400, problem), 400, {"request-id": REQUEST_ID})
+        return Reply.json({"input_tokens": count_tokens_of(body)}, headers={"request-id": REQUEST_ID})
+
     def models_page(self, query: Mapping[str, str]) -> Reply:
         try:
             limit = int(query.get("limit", "20"))
@@ -204,22 +225,31 @@ class ClaudeFake:
         start = self.models.index(after) + 1 if after in self.models else 0
         size = min(limit, self.page_size)
         page = self.models[start:start + size]
-        return Reply.json({"data": [_model_record(m) for m in page],
+        return Reply.json({"data": [_model_record(m, self.retiring.get(m)) for m in page],
                            "has_more": start + size < len(self.models),
                            "first_id": page[0] if page else None, "last_id": page[-1] if page else None})
 
 
-def _body_problem(body: Any) -> str | None:
+def count_tokens_of(body: Mapping[str, Any]) -> int:
+    """The fake's token count for a count_tokens body (tests compute the expected value with it)."""
+    return max(1, len(json.dumps(body, separators=(",", ":"), sort_keys=True)) // 4)
+
+
+def _body_problem(body: Any, fields: frozenset[str], version: str, *, counting: bool = False) -> str | None:
     """What the real API would say about a malformed Messages body, or ``None``."""
     if not isinstance(body, dict):
         return "body must be a JSON object"
-    unknown = sorted(set(body) - _BODY_FIELDS)
+    unknown = sorted(set(body) - fields)
     if unknown:
         return f"{unknown[0]}: Extra inputs are not permitted"
+    if version == CURRENT_VERSION:
+        removed = sorted({"temperature", "top_p", "top_k"} & set(body))
+        if removed:
+            return f"{removed[0]}: Extra inputs are not permitted (removed in API version {CURRENT_VERSION})"
     if not isinstance(body.get("model"), str):
         return "model: Field required"
     max_tokens = body.get("max_tokens")
-    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 0:
+    if not counting and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 0):
         return "max_tokens: Field required"
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
@@ -227,6 +257,10 @@ def _body_problem(body: Any) -> str | None:
     for i, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
             return f"messages.{i}.role: Input should be 'user' or 'assistant'"
+        content = message.get("content")
+        if version == CURRENT_VERSION and message["role"] == "assistant" and isinstance(content, list) and any(
+                isinstance(block, dict) and block.get("type") == "document" for block in content):
+            return f"messages.{i}.content: document blocks are not accepted in assistant messages"
     return None
 
 

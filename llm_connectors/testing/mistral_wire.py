@@ -32,6 +32,15 @@ _CHAT_FIELDS = frozenset({
     "parallel_tool_calls", "reasoning_effort", "prompt_mode", "guardrails", "prompt_cache_key",
     "service_tier", "safe_prompt",
 })
+# Message roles and content chunks (with their keys) of the spec; anything else is a 422.
+_ROLES = frozenset({"system", "user", "assistant", "tool"})
+_CHUNK_KEYS: dict[str, frozenset[str]] = {
+    "text": frozenset({"type", "text"}),
+    "image_url": frozenset({"type", "image_url"}),
+    "document_url": frozenset({"type", "document_url", "document_name"}),
+    "file": frozenset({"type", "file_id"}),
+    "thinking": frozenset({"type", "thinking", "signature", "closed"}),
+}
 _EMBEDDING_FIELDS = frozenset({"model", "input", "metadata", "output_dimension", "output_dtype",
                                "encoding_format"})
 _MAX_EMBEDDING_INPUTS = 512
@@ -127,7 +136,8 @@ class MistralFake:
         return [w if i == 0 else " " + w for i, w in enumerate(words)]
 
     def chat(self, body: dict[str, Any]) -> Reply:
-        problem = _extra_fields(body, _CHAT_FIELDS) or _bad_tool_call_id(body.get("messages") or ())
+        problem = (_extra_fields(body, _CHAT_FIELDS) or _bad_message(body.get("messages") or ())
+                   or _bad_tool_call_id(body.get("messages") or ()))
         if problem is not None:
             return problem
         model = body.get("model", "mistral-small-latest")
@@ -190,6 +200,24 @@ def _extra_fields(body: Mapping[str, Any], allowed: frozenset[str]) -> Reply | N
     return Reply.json({"detail": [{"type": "extra_forbidden", "loc": ["body", name],
                                    "msg": "Extra inputs are not permitted", "input": body[name]}
                                   for name in extra]}, 422)
+
+
+def _bad_message(messages: Iterable[Mapping[str, Any]]) -> Reply | None:
+    """A role or content chunk the spec does not have (``developer``, ``cache_control``...): a 422."""
+    for index, message in enumerate(messages):
+        if message.get("role") not in _ROLES:
+            return Reply.json({"detail": [{"type": "union_tag_invalid", "loc": ["body", "messages", index],
+                                           "msg": f"Input tag '{message.get('role')}' found using 'role' does "
+                                                  "not match any of the expected tags", "input": message}]}, 422)
+        content = message.get("content")
+        for number, chunk in enumerate(content if isinstance(content, list) else ()):
+            keys = _CHUNK_KEYS.get(chunk.get("type"), frozenset())
+            extra = sorted(set(chunk) - keys) if keys else ["type"]
+            if extra:
+                return Reply.json({"detail": [{"type": "extra_forbidden",
+                                               "loc": ["body", "messages", index, "content", number, extra[0]],
+                                               "msg": "Extra inputs are not permitted", "input": chunk}]}, 422)
+    return None
 
 
 def _bad_tool_call_id(messages: Iterable[Mapping[str, Any]]) -> Reply | None:

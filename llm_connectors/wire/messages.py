@@ -6,12 +6,16 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..definition import check_cache_control
 from ..errors import InvalidRequestError
 from ..json_values import check_json_value, check_text
 from ..types import ContentPart, Message, MessageInput, ReasoningBlock, ToolCall
-from .data_urls import parse_data_url
+from .data_urls import DataURL, parse_data_url
 
-_ROLES = ("system", "user", "assistant", "tool")
+_ROLES = ("system", "developer", "user", "assistant", "tool")
+_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id", "reasoning", "is_error")
+#: Document media types a ``file`` part's data: URL may carry.
+_DOCUMENT_TYPES = ("application/pdf", "text/plain")
 
 
 def normalize_messages(messages: Iterable[MessageInput] | str, provider: str) -> tuple[Message, ...]:
@@ -38,26 +42,26 @@ def _one(item: MessageInput, index: int, provider: str) -> Message:
     if isinstance(item, Message):
         # Trusted shape, but the role and parts still need checking (dataclasses do not validate).
         return _build(index, provider, item.role, item.content, item.name, item.tool_calls,
-                      item.tool_call_id, item.reasoning)
+                      item.tool_call_id, item.reasoning, item.is_error)
     if not isinstance(item, Mapping):
         raise InvalidRequestError(
             f"messages[{index}] must be a dict like {{'role': 'user', 'content': '...'}} or a Message, "
             f"got {type(item).__name__}",
             provider=provider,
         )
-    unknown = set(item) - {"role", "content", "name", "tool_calls", "tool_call_id", "reasoning"}
+    unknown = set(item) - set(_KEYS)
     if unknown:
         raise InvalidRequestError(
-            f"messages[{index}] has unknown keys {sorted(unknown)}; allowed: role, content, name, "
-            "tool_calls, tool_call_id, reasoning",
+            f"messages[{index}] has unknown keys {sorted(map(str, unknown))}; allowed: {', '.join(_KEYS)}",
             provider=provider,
         )
     return _build(index, provider, item.get("role"), item.get("content"), item.get("name"),
-                  item.get("tool_calls") or (), item.get("tool_call_id"), item.get("reasoning") or ())
+                  item.get("tool_calls") or (), item.get("tool_call_id"), item.get("reasoning") or (),
+                  item.get("is_error", False))
 
 
 def _build(index: int, provider: str, role: Any, content: Any, name: Any, tool_calls: Any,
-           tool_call_id: Any, reasoning: Any) -> Message:
+           tool_call_id: Any, reasoning: Any, is_error: Any) -> Message:
     where = f"messages[{index}]"
     if role not in _ROLES:
         raise InvalidRequestError(
@@ -81,11 +85,17 @@ def _build(index: int, provider: str, role: Any, content: Any, name: Any, tool_c
             )
     elif tool_call_id is not None:
         raise InvalidRequestError(f"{where}: only tool messages carry tool_call_id", provider=provider)
+    if not isinstance(is_error, bool):
+        raise InvalidRequestError(f"{where}: is_error must be True or False, got {type(is_error).__name__}",
+                                  provider=provider)
+    if is_error and role != "tool":
+        raise InvalidRequestError(f"{where}: only tool messages carry is_error (a failed tool call's result)",
+                                  provider=provider)
     if content is None and not calls and role != "assistant":
         raise InvalidRequestError(f"{where}: content is missing", provider=provider)
     blocks = tuple(_reasoning(b, f"{where}.reasoning", provider) for b in reasoning) if reasoning else ()
     return Message(role=role, content=content, name=name, tool_calls=calls, tool_call_id=tool_call_id,
-                   reasoning=blocks)
+                   reasoning=blocks, is_error=is_error)
 
 
 def _content(content: Any, where: str, provider: str) -> str | list[ContentPart] | None:
@@ -101,33 +111,82 @@ def _content(content: Any, where: str, provider: str) -> str | list[ContentPart]
         )
     parts: list[ContentPart] = []
     for i, part in enumerate(content):
+        at = f"{where}.content[{i}]"
         if isinstance(part, str):
-            check_text(part, f"{where}.content[{i}]", provider)
+            check_text(part, at, provider)
             parts.append({"type": "text", "text": part})
             continue
         kind = part.get("type") if isinstance(part, Mapping) else None
         if kind == "text" and isinstance(part.get("text"), str):
-            check_text(part["text"], f"{where}.content[{i}].text", provider)
-            parts.append({"type": "text", "text": part["text"]})
+            check_text(part["text"], f"{at}.text", provider)
+            out: ContentPart = {"type": "text", "text": part["text"]}
         elif kind == "image_url":
-            image = part.get("image_url")
-            if isinstance(image, str):
-                image = {"url": image}
-            if not isinstance(image, Mapping) or not isinstance(image.get("url"), str) or not image["url"]:
-                raise InvalidRequestError(
-                    f"{where}.content[{i}]: image parts look like "
-                    "{'type': 'image_url', 'image_url': {'url': 'https://... or data:image/png;base64,...'}}",
-                    provider=provider,
-                )
-            _check_image_url(image["url"], f"{where}.content[{i}]", provider)
-            check_json_value(image, f"{where}.content[{i}].image_url", provider)
-            parts.append({"type": "image_url", "image_url": dict(image)})
+            out = {"type": "image_url", "image_url": _image(part.get("image_url"), at, provider)}
+        elif kind == "file":
+            out = {"type": "file", "file": _file(part.get("file"), at, provider)}
         else:
             raise InvalidRequestError(
-                f"{where}.content[{i}]: unsupported part {kind!r}; use 'text' or 'image_url' parts",
+                f"{at}: unsupported part {str(kind)[:40]!r}; use 'text', 'image_url' or 'file' parts",
                 provider=provider,
             )
+        extra = set(part) - {"type", kind, "cache_control"}
+        if extra:
+            raise InvalidRequestError(f"{at}: unknown keys {sorted(map(str, extra))} in a {kind!r} part",
+                                      provider=provider)
+        if "cache_control" in part:
+            out["cache_control"] = check_cache_control(part["cache_control"], f"{at}.cache_control", provider)
+        parts.append(out)
     return parts
+
+
+def _image(image: Any, at: str, provider: str) -> dict[str, Any]:
+    if isinstance(image, str):
+        image = {"url": image}
+    if not isinstance(image, Mapping) or not isinstance(image.get("url"), str) or not image["url"]:
+        raise InvalidRequestError(
+            f"{at}: image parts look like "
+            "{'type': 'image_url', 'image_url': {'url': 'https://... or data:image/png;base64,...'}}",
+            provider=provider,
+        )
+    _check_image_url(image["url"], at, provider)
+    check_json_value(image, f"{at}.image_url", provider)
+    return dict(image)
+
+
+def _file(file: Any, at: str, provider: str) -> dict[str, Any]:
+    """A document: ``{"file_data": "data:application/pdf;base64,...", "filename": ...}``, ``{"url": ...}``
+    or ``{"file_id": ...}`` (the OpenAI part shape, mapped by each connector)."""
+    shape = ("document parts look like {'type': 'file', 'file': {'file_data': 'data:application/pdf;base64,...', "
+             "'filename': 'report.pdf'}} (or 'url': 'https://...' or 'file_id': '...' instead of 'file_data')")
+    if not isinstance(file, Mapping):
+        raise InvalidRequestError(f"{at}: {shape}", provider=provider)
+    unknown = set(file) - {"file_data", "url", "file_id", "filename"}
+    sources = [key for key in ("file_data", "url", "file_id") if file.get(key) is not None]
+    if unknown or len(sources) != 1:
+        raise InvalidRequestError(f"{at}: give exactly one of file_data, url, file_id; {shape}", provider=provider)
+    for key, value in file.items():
+        if value is not None and (not isinstance(value, str) or not value):
+            raise InvalidRequestError(f"{at}.file.{key} must be a non-empty string", provider=provider)
+        if isinstance(value, str):
+            check_text(value, f"{at}.file.{key}", provider)
+    if "url" in sources and not file["url"].startswith(("http://", "https://")):
+        raise InvalidRequestError(f"{at}.file.url must be an http(s) URL; put a data: URL in file_data",
+                                  provider=provider)
+    if "file_data" in sources:
+        _check_document_data(file["file_data"], at, provider)
+    return {key: value for key, value in file.items() if value is not None}
+
+
+def _check_document_data(url: str, at: str, provider: str) -> None:
+    data = parse_data_url(url)
+    if data is None:
+        raise InvalidRequestError(f"{at}.file.file_data must be a data: URL, like data:application/pdf;base64,...",
+                                  provider=provider)
+    media_type = data.media_type.strip().lower()
+    if media_type not in _DOCUMENT_TYPES:
+        raise InvalidRequestError(f"{at}: a document of type {media_type[:40]!r} is not supported; use "
+                                  f"{' or '.join(_DOCUMENT_TYPES)}", provider=provider)
+    _check_base64(data, at, provider)
 
 
 def _check_image_url(url: str, where: str, provider: str) -> None:
@@ -142,6 +201,10 @@ def _check_image_url(url: str, where: str, provider: str) -> None:
     if media_type and not media_type.startswith("image/"):
         raise InvalidRequestError(f"{where}: a data: URL of type {media_type[:40]!r} is not an image; use "
                                   "data:image/png;base64,... (or jpeg, gif, webp)", provider=provider)
+    _check_base64(data, where, provider)
+
+
+def _check_base64(data: DataURL, where: str, provider: str) -> None:
     if not data.data.strip():
         raise InvalidRequestError(f"{where}: the data: URL holds no data", provider=provider)
     try:
@@ -183,19 +246,26 @@ def _reasoning(block: Any, where: str, provider: str) -> ReasoningBlock:
         return block
     if isinstance(block, Mapping):
         text, signature, redacted = block.get("text", ""), block.get("signature"), block.get("redacted_data")
-        if not isinstance(text, str) or not all(v is None or isinstance(v, str) for v in (signature, redacted)):
-            raise InvalidRequestError(f"{where}: text, signature and redacted_data must be strings",
+        origin = block.get("provider")
+        if not isinstance(text, str) or not all(v is None or isinstance(v, str)
+                                                for v in (signature, redacted, origin)):
+            raise InvalidRequestError(f"{where}: text, signature, redacted_data and provider must be strings",
                                       provider=provider)
-        return ReasoningBlock(text=text, signature=signature, redacted_data=redacted)
+        return ReasoningBlock(text=text, signature=signature, redacted_data=redacted, provider=origin)
     raise InvalidRequestError(f"{where}: reasoning blocks must be dicts or ReasoningBlock", provider=provider)
 
 
-def has_images(messages: Iterable[Message]) -> bool:
+def has_parts(messages: Iterable[Message], kind: str) -> bool:
+    """Whether any message carries a content part of this type (``image_url``, ``file``)."""
     for message in messages:
         content = message.content
-        if isinstance(content, list) and any(p.get("type") == "image_url" for p in content):
+        if isinstance(content, list) and any(p.get("type") == kind for p in content):
             return True
     return False
+
+
+def has_images(messages: Iterable[Message]) -> bool:
+    return has_parts(messages, "image_url")
 
 
 def text_of(content: str | list[ContentPart] | None) -> str:

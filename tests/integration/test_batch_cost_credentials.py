@@ -101,12 +101,13 @@ def test_every_default_model_has_a_price(provider: str) -> None:
     assert price_for(provider, connector_class(provider).definition.default_model) is not None
 
 
-def test_newest_claude_prices_win_over_their_family_prefix() -> None:
+def test_each_claude_model_has_its_own_price() -> None:
+    """Catalog entries are matched per model, so claude-opus-5-5 is not priced as claude-opus-5."""
     from llm_connectors.pricing import price_for
 
-    assert price_for("claude", "claude-opus-5-5") == lc.Price(4.0, 20.0, 0.40, 5.0)
-    assert price_for("claude", "claude-opus-5") == lc.Price(5.0, 25.0, 0.50, 6.25)
-    assert price_for("claude", "claude-sonnet-5-5") == lc.Price(2.0, 10.0, 0.20, 2.50)
+    assert price_for("claude", "claude-opus-5-5") == lc.Price(4.0, 20.0, 0.40, 5.0, 2.0, 10.0)
+    assert price_for("claude", "claude-opus-5") == lc.Price(5.0, 25.0, 0.50, 6.25, 2.5, 12.5)
+    assert price_for("claude", "claude-sonnet-5-5") == lc.Price(2.0, 10.0, 0.20, 2.50, 1.0, 5.0)
 
 
 def test_prices_can_be_extended_and_overridden() -> None:
@@ -122,13 +123,13 @@ def test_prices_can_be_extended_and_overridden() -> None:
 
 async def test_stats_accumulate_estimated_cost() -> None:
     usage = {"prompt_tokens": 1_000_000, "completion_tokens": 100_000, "total_tokens": 1_100_000}
-    handler = ScriptedHandler(default=Reply.json(openai_chat_json("x", model="gpt-5.4-nano", usage=usage)))
+    handler = ScriptedHandler(default=Reply.json(openai_chat_json("x", model="gpt-5.4-mini", usage=usage)))
     with FakeServer(handler) as server:
         async with build_connector("openai", server.url) as conn:
             for _ in range(2):
-                await conn.generate_chat("gpt-5.4-nano", [{"role": "user", "content": "x"}])
+                await conn.generate_chat("gpt-5.4-mini", [{"role": "user", "content": "x"}])
             stats = conn.stats()["openai"]
-    assert stats["estimated_cost_usd"] == pytest.approx(2 * (0.20 + 0.125))  # 1M in at 0.20, 100k out at 1.25
+    assert stats["estimated_cost_usd"] == pytest.approx(2 * (0.75 + 0.45))  # 1M in at 0.75, 100k out at 4.50
 
 
 # -- credentials -----------------------------------------------------------------------------------

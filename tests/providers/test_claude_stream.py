@@ -26,7 +26,7 @@ pytestmark = pytest.mark.anyio
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "claude"
 BASE = "https://api.anthropic.com"
-MODEL = "claude-sonnet-4-5"
+MODEL = "claude-sonnet-4-6"
 HELLO = [{"role": "user", "content": "Hello"}]
 CONNECTOR = build_connector("claude")  # one attempt per call, no breaker: each reply's own outcome
 REQUEST = ChatRequest(MODEL, (), {}, stream=True)

@@ -88,6 +88,19 @@ CHAT_CASES: dict[str, dict[str, Any]] = {
     "options": {"messages": SYSTEM_USER, "top_p": 0.9, "safe_prompt": True, "frequency_penalty": 0.5,
                 "presence_penalty": 0.25, "parallel_tool_calls": False, "prompt_mode": "reasoning",
                 "reasoning_effort": "high", "prediction": {"type": "content", "content": "Hello"}},
+    "reasoning_effort_max": {"messages": SYSTEM_USER, "reasoning_effort": "max"},
+    # An earlier Mistral answer sent back as ChatResponse.message gives it: the signed thinking block.
+    "thinking_round_trip": {"messages": [
+        {"role": "user", "content": "How do I cross the road?"},
+        {"role": "assistant", "content": "Look both ways, then cross.",
+         "reasoning": [{"text": "Okay, the user asks how to cross.", "signature": "c2lnbmF0dXJlLTE="}]},
+        {"role": "user", "content": "And at night?"}]},
+    "documents": {"messages": [{"role": "user", "content": [
+        {"type": "text", "text": "Summarise these."},
+        {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0xLjQKJcOkw7zDtsOfCg==",
+                                  "filename": "report.pdf"}},
+        {"type": "file", "file": {"url": "https://example.com/paper.pdf"}, "cache_control": {"type": "ephemeral"}},
+        {"type": "file", "file": {"file_id": "0b4f5a1e-6a7d-4d2e-9c1f-3a2b1c0d9e8f"}}]}]},
 }
 STREAM_CASES = ("system_user", "one_tool")
 EMBEDDING_CASES: dict[str, dict[str, Any]] = {
@@ -105,10 +118,10 @@ def fixture_json(name: str) -> Any:
 
 
 def sdk_request(name: str) -> dict[str, Any]:
-    return fixture_json(f"sdk_requests/{name}.json")  # type: ignore[no-any-return]
+    return fixture_json(f"sdk_requests/mistralai-3.7.0/{name}.json")  # type: ignore[no-any-return]
 
 
-#: The SDK requests in fixtures/mistral/sdk_requests were captured with this key.
+#: The SDK requests in fixtures/mistral/sdk_requests/mistralai-3.7.0 were captured with this key.
 make = partial(build_connector, "mistral", api_key="test-key")
 
 
@@ -266,7 +279,7 @@ async def test_tool_results_keep_images_as_chunks() -> None:
     ({"top_p": 0}, "greater than 0"),
     ({"top_p": 1.1}, "between 0 and 1"),
     ({"seed": -1}, ">= 0"),
-    ({"reasoning_effort": "max"}, "'xhigh'"),
+    ({"reasoning_effort": "ultra"}, "'max'"),
     ({"prompt_mode": "fast"}, "'reasoning'"),
     ({"safe_prompt": "yes"}, "True or False"),
     ({"frequency_penalty": 3}, "between -2 and 2"),

@@ -163,12 +163,16 @@ def test_embeddings(registry: Registry[Any], inputs: Any, options: dict[str, Any
     assert errors(registry, "EmbeddingRequest", embedding_body(inputs, **options)) == []
 
 
-@pytest.mark.parametrize("path", sorted((FIXTURES / "sdk_requests").glob("*.json")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted((FIXTURES / "sdk_requests").glob("*/*.json")), ids=lambda p: p.stem)
 def test_official_sdk_bodies_are_valid_too(registry: Registry[Any], path: Path) -> None:
     # A check of the checker: the bodies the official SDK sends must pass it as well.
     request = json.loads(path.read_text())
     schema = "EmbeddingRequest" if request["path"].endswith("/embeddings") else "ChatCompletionRequest"
-    assert errors(registry, schema, request["body"]) == []
+    assert [e for e in errors(registry, schema, request["body"]) if e not in NEWER_THAN_SPEC] == []
+
+
+#: What mistralai 3.7.0 sends that the spec copy (2026-08-13, shared/specs/SOURCES.md) predates.
+NEWER_THAN_SPEC = frozenset({"reasoning_effort: 'max' is not valid under any of the given schemas"})
 
 
 # -- what the real API rejects is caught ---------------------------------------------------------

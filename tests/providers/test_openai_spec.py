@@ -230,7 +230,15 @@ CHAT_CASES: list[tuple[str, Any, dict[str, Any]]] = [
     ("logprobs", "Hi", {"logprobs": True, "top_logprobs": 5}),
     ("logit_bias", "Hi", {"logit_bias": {"50256": -100}}),
     *[(f"service_tier-{v}", "Hi", {"service_tier": v})
-      for v in ("auto", "default", "flex", "scale", "priority")],
+      for v in ("auto", "default", "flex", "scale", "priority", "fast")],
+    *[(f"verbosity-{v}", "Hi", {"verbosity": v}) for v in ("low", "medium", "high")],
+    ("prompt-cache", "Hi", {"prompt_cache_key": "k1", "prompt_cache_options": {"mode": "explicit", "ttl": "30m"},
+                            "prompt_cache_retention": "24h"}),
+    ("developer-role", [{"role": "developer", "content": "Be brief."}, {"role": "user", "content": "Hi"}], {}),
+    ("documents", [{"role": "user", "content": [
+        {"type": "text", "text": "Summarise.", "cache_control": {"type": "ephemeral"}},
+        {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0xLjQK", "filename": "a.pdf"}},
+        {"type": "file", "file": {"file_id": "file-abc123"}}]}], {}),
     ("store-metadata", "Hi", {"store": True, "metadata": {"run": "spec-test"}}),
     ("identifiers", "Hi", {"safety_identifier": "user-123", "prompt_cache_key": "k1", "user": "legacy"}),
     ("tool-round-trip", _ROUND_TRIP, {"tools": [_WEATHER]}),

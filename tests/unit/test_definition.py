@@ -145,3 +145,11 @@ def test_parameter_definition_describe_range() -> None:
     names = [p.name for p in common_parameters(temperature_max=1, seed=False, tools=False,
                                                response_format=False)]
     assert names == ["temperature", "top_p", "max_tokens", "stop"]
+
+
+def test_tools_keep_a_cache_marker(conn: OpenAIConnector) -> None:
+    tool = {"type": "function", "function": {"name": "f"}, "cache_control": {"type": "ephemeral"}}
+    (checked,) = conn.definition.validate_options({"tools": [tool]})["tools"]
+    assert checked["cache_control"] == {"type": "ephemeral"}
+    with pytest.raises(InvalidRequestError, match=r"tools\[0\].cache_control must be"):
+        conn.definition.validate_options({"tools": [{**tool, "cache_control": {"type": "forever"}}]})

@@ -22,7 +22,7 @@ ROOT = "llm_connectors"
 # Bottom to top. Patterns are module names relative to the package ("" is the package itself).
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("errors", "types", "_version", "requests", "definition", "stream", "_secrets", "_asynclib",
-              "_env", "hooks", "pricing", "ids", "json_values")),
+              "_env", "hooks", "pricing", "ids", "json_values", "tokens", "catalog", "catalog.*")),
     ("wire", ("wire", "wire.*")),
     ("services", ("http", "http.*", "observe", "observe.*", "resilience", "resilience.*")),
     ("pipeline", ("pipeline",)),

@@ -36,10 +36,23 @@ def test_response_message_for_next_turn() -> None:
     assert msg.role == "assistant" and msg.content is None and msg.tool_calls[0].name == "f"
     assert msg.to_dict() == {"role": "assistant", "content": None, "tool_calls": [
         {"id": "1", "type": "function", "function": {"name": "f", "arguments": '{"x":1}'}}],
-        "reasoning": [{"text": "think", "signature": "sig"}]}
+        "reasoning": [{"text": "think", "signature": "sig", "provider": "p"}]}
 
 
 def test_message_text() -> None:
     assert Message("user", [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {"url": "u"}},
                             {"type": "text", "text": "b"}]).text == "ab"
     assert Message("assistant").text == ""
+
+
+def test_response_message_tags_reasoning_with_its_provider() -> None:
+    """Signatures are valid only where they were made: a block carries its provider into the next turn."""
+    from llm_connectors.wire.messages import normalize_messages
+
+    resp = ChatResponse(content="ok", finish_reason="stop", usage=Usage(), tool_calls=[], model="m",
+                        provider="claude", reasoning_blocks=[
+        ReasoningBlock(text="t", signature="sig"), ReasoningBlock(text="x", provider="mistral")])
+    blocks = resp.message.reasoning
+    assert [b.provider for b in blocks] == ["claude", "mistral"]
+    (again,) = normalize_messages([resp.message.to_dict()], "claude")
+    assert again.reasoning == blocks  # through the dict form and back
