@@ -121,3 +121,36 @@ def test_sync_quickstart_runs_offline() -> None:
     result = run("sync_quickstart.py", LLM_CONNECTORS_EXAMPLE_OFFLINE="1")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
+
+
+CURRENT = {"LLM_CONNECTORS_PROVIDERS": "claude,openai", "ANTHROPIC_API_KEY": "sk-ant-local",
+           "OPENAI_API_KEY": "sk-local"}
+
+
+def test_fallback_example_on_the_default_models_moves_past_a_model_that_refuses_temperature() -> None:
+    """Claude's default model refuses temperature under API version 2026-10-21 (the fake answers such a
+    request with the API's 400): the chain skips Claude before I/O and OpenAI answers."""
+    from llm_connectors.testing.claude_wire import ClaudeFake
+
+    with FakeServer(ClaudeFake("Red.")) as claude, FakeServer(OpenAIFake("Blue.")) as openai:
+        result = run("fallback.py", **CURRENT, ANTHROPIC_BASE_URL=claude.url, OPENAI_BASE_URL=openai.url + "/v1")
+        sent_to_claude = [r.json() for r in claude.requests if r.method == "POST"]
+    assert result.returncode == 0, result.stderr
+    assert "served by openai: Blue." in result.stdout and "from a dict config, served by claude" in result.stdout
+    assert sent_to_claude and all("temperature" not in body for body in sent_to_claude)
+
+
+def test_tools_example_on_the_default_models_with_drop_params() -> None:
+    """Claude Sonnet 5.5 refuses a forced tool choice; with drop_params it gets the call without it."""
+    from llm_connectors.testing.claude_wire import ClaudeFake
+    from llm_connectors.types import ToolCall
+
+    fake = ClaudeFake("It is sunny.", tool_calls=[ToolCall("toolu_1", "get_weather", {"city": "Paris"})])
+    with FakeServer(fake) as claude, FakeServer(OpenAIFake()) as openai:
+        result = run("tools.py", **CURRENT, ANTHROPIC_BASE_URL=claude.url, OPENAI_BASE_URL=openai.url + "/v1")
+        bodies = [r.json() for r in claude.requests if r.method == "POST"]
+    assert result.returncode == 0, result.stderr
+    assert "[claude] finish_reason=tool_calls" in result.stdout
+    assert "tool call: get_weather(" in result.stdout and "streamed tool calls: [('get_weather'" in result.stdout
+    assert bodies and all("tool_choice" not in body for body in bodies)
+    assert all(body["model"] == "claude-sonnet-5-5" for body in bodies)
