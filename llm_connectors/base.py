@@ -57,6 +57,7 @@ C = TypeVar("C", bound="BaseConnector")
 _MAX_TIMEOUT = 7 * 24 * 3600.0  # a week: anything longer is a mistake, and inf would disarm every deadline
 Req = TypeVar("Req", ChatRequest, EmbeddingRequest)
 MAX_MODEL_PAGES = 100
+_RULE_CACHE_SIZE = 256
 _OPTION_CAPABILITIES = {"tools": Capability.TOOLS, "tool_choice": Capability.TOOLS}
 _FORMAT_CAPABILITIES = {"json_object": Capability.JSON_MODE, "json_schema": Capability.JSON_SCHEMA}
 
@@ -134,6 +135,7 @@ class BaseConnector(abc.ABC):
         call_options = {name: http_options.pop(name) for name in CALL_OPTIONS & http_options.keys()}
         request_options = {name: http_options.pop(name) for name in REQUEST_OPTIONS & http_options.keys()}
         self.drop_params: bool = _flag(request_options.get("drop_params", False), "drop_params")
+        self._rule_cache: dict[str, tuple[ModelInfo | None, tuple[OptionRule, ...], frozenset[str]]] = {}
         _refuse_unknown(type(self).__name__, http_options.keys() - HTTP_OPTIONS)
         http = HTTPConfig.build(provider=self.provider, default_base_url=definition.base_url,
                                 sends_credentials=sends_credentials, base_url=base_url, timeout=timeout,
@@ -414,8 +416,8 @@ class BaseConnector(abc.ABC):
                     f"{sorted(names)}", provider=self.provider)
         if info is not None:
             catalog_checks.check_inputs(self.provider, resolved, info, msgs, has_documents=documents)
-        rules = self.model_rules(resolved, info)
-        if rules:
+        rules, ruled = self._rules_of(resolved, info)
+        if not ruled.isdisjoint(checked):
             checked = catalog_checks.apply_rules(self.provider, resolved, rules, checked,
                                                  drop=self.drop_params if drop is None else drop)
         return ChatRequest(resolved, msgs, checked, extra, stream, timeout)
@@ -440,6 +442,19 @@ class BaseConnector(abc.ABC):
         efforts = OptionRule(option="reasoning_effort", allowed=info.reasoning_efforts,
                              why=f"the reasoning efforts {info.id} takes, per the model catalog")
         return (*info.rules, efforts)
+
+    def _rules_of(self, model: str, info: ModelInfo | None) -> tuple[tuple[OptionRule, ...], frozenset[str]]:
+        """``model_rules`` and the options they name, kept per model while its catalog entry is the same
+        object: built once, not on every call (``register_model`` makes a new entry)."""
+        cached = self._rule_cache.get(model)
+        if cached is not None and cached[0] is info:
+            return cached[1], cached[2]
+        rules = self.model_rules(model, info)
+        ruled = frozenset(rule.option for rule in rules)
+        if len(self._rule_cache) >= _RULE_CACHE_SIZE:  # any string may name a model: stay bounded
+            self._rule_cache.clear()
+        self._rule_cache[model] = (info, rules, ruled)
+        return rules, ruled
 
     def _known_model(self, model: str) -> ModelInfo | None:
         """The catalog entry of a model about to be called, after its lifecycle check."""

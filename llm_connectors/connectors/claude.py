@@ -172,6 +172,7 @@ class ClaudeConnector(BaseConnector):
         extra = dict(headers or {})
         in_headers = [extra.pop(name) for name in list(extra) if name.lower() == "anthropic-version"]
         self.api_version: str = _api_version(api_version, in_headers, provider)
+        self._facts: dict[str, tuple[ModelInfo | None, ModelFacts]] = {}
         merged = {"anthropic-version": self.api_version}
         if betas:
             merged["anthropic-beta"] = _beta_header(betas)
@@ -283,8 +284,17 @@ class ClaudeConnector(BaseConnector):
         return tuple(rules)
 
     def model_facts(self, model: str) -> ModelFacts:
-        """What the request body needs from the catalog for ``model`` (default max_tokens, thinking types)."""
-        return ModelFacts.of(self.api_version, catalog.entry(self.definition.id, model))
+        """What the request body needs from the catalog for ``model`` (default max_tokens, thinking types);
+        kept per model while its catalog entry is the same object (asked twice per call)."""
+        info = catalog.entry(self.definition.id, model)
+        cached = self._facts.get(model)
+        if cached is not None and cached[0] is info:
+            return cached[1]
+        facts = ModelFacts.of(self.api_version, info)
+        if len(self._facts) >= 256:  # any string may name a model: stay bounded
+            self._facts.clear()
+        self._facts[model] = (info, facts)
+        return facts
 
     def _check_response_format(self, value: Any) -> dict[str, Any] | None:
         spec = self.definition.parameter("response_format")

@@ -14,6 +14,7 @@ from .data_urls import DataURL, parse_data_url
 
 _ROLES = ("system", "developer", "user", "assistant", "tool")
 _KEYS = ("role", "content", "name", "tool_calls", "tool_call_id", "reasoning", "is_error")
+_KEY_SET = frozenset(_KEYS)
 #: Document media types a ``file`` part's data: URL may carry.
 _DOCUMENT_TYPES = ("application/pdf", "text/plain")
 
@@ -49,7 +50,7 @@ def _one(item: MessageInput, index: int, provider: str) -> Message:
             f"got {type(item).__name__}",
             provider=provider,
         )
-    unknown = set(item) - set(_KEYS)
+    unknown = item.keys() - _KEY_SET
     if unknown:
         raise InvalidRequestError(
             f"messages[{index}] has unknown keys {sorted(map(str, unknown))}; allowed: {', '.join(_KEYS)}",

@@ -202,3 +202,16 @@ async def test_auto_moves_past_claude_for_temperature_and_drop_params_lets_claud
             kept = await conn.generate_chat(None, "hi", temperature=0.7)
         assert (kept.provider, kept.content) == ("claude", "from claude")
         assert "temperature" not in claude_server.requests[0].json()
+
+
+async def test_rules_registered_later_apply_to_a_connector_already_in_use(
+        openai: tuple[OpenAIFake, FakeServer], anyio_backend: str) -> None:
+    """Rules are kept per model for speed, but a new catalog entry replaces them."""
+    _, server = openai
+    model = f"ft-later-{anyio_backend}"
+    async with build_connector("openai", server.url) as conn:
+        await conn.generate_chat(model, USER, temperature=0.5)
+        lc.register_model("openai", model, rules=[{"option": "temperature", "rejected": True, "why": "tuned"}])
+        with pytest.raises(lc.InvalidRequestError, match="tuned"):
+            await conn.generate_chat(model, USER, temperature=0.5)
+    assert len(sent(server)) == 1
