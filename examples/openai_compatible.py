@@ -3,8 +3,10 @@
     python examples/openai_compatible.py                  # starts llama_cpp.server (the `server` extra)
     LLAMA_SERVER_URL=http://127.0.0.1:8000 python examples/openai_compatible.py   # or use yours
 
-vLLM, LM Studio, Groq, Together, Ollama's /v1 or llama.cpp: no new class, one registration.
-The connector is then used like every other (``"llamacpp:model"`` sets the model).
+llama.cpp's server, vLLM, LM Studio, Groq, Together and more are presets: ``get_connector("llamacpp")``
+with no registration (docs/providers/presets.md); any other compatible service is one
+``register_openai_compatible`` call. The connector is then used like every other
+(``"llamacpp:model"`` sets the model).
 """
 
 from __future__ import annotations
@@ -61,10 +63,10 @@ def llama_server() -> Iterator[str]:
 
 
 async def main(url: str) -> int:
-    # The one call. A hosted service adds api_key_env="GROQ_API_KEY" (say): the key is then required.
-    lc.register_openai_compatible("llamacpp", base_url=url + "/v1")
-
-    async with lc.get_connector("llamacpp:smollm2") as conn:
+    # llama.cpp's server is a preset (its default address is 127.0.0.1:8080/v1; this one runs elsewhere).
+    # A service without a preset is one call: lc.register_openai_compatible("myservice", base_url=...,
+    # api_key_env="MYSERVICE_API_KEY"), then lc.get_connector("myservice:model").
+    async with lc.get_connector("llamacpp:smollm2", base_url=url + "/v1") as conn:
         print("models:", [m.id for m in await conn.list_models()])
         resp = await conn.generate_chat(None, [
             {"role": "system", "content": "You are a helpful assistant. Answer in one short sentence."},

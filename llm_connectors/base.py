@@ -105,6 +105,9 @@ class BaseConnector(abc.ABC):
             (:class:`~llm_connectors.InsecureTLSWarning`). Validated now. Ignored with a
             ``transport`` object, which brings its own TLS settings.
         allow_unverified_tls: Confirm ``verify=False``; has no effect otherwise.
+        max_body_bytes: The largest answer accepted, in bytes: a decoded non-streaming body, and
+            one stream line or event (Ollama and Mistral stream a tool call whole in one line).
+            Default 32 MiB; 64 KiB to 1 GiB. Larger is a ``ProtocolError``.
     """
 
     #: The declarative description of the provider; every subclass sets it.

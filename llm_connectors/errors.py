@@ -223,15 +223,20 @@ class TimeoutError(NetworkError):
 
 
 class StreamInterruptedError(LLMConnectorError):
-    """A stream failed after text had reached the caller.
+    """A stream failed after text had reached the caller, or inside a tool call.
 
     Nothing is re-sent: ``partial`` holds exactly the text already delivered, and
-    ``__cause__`` the underlying error.
+    ``__cause__`` the underlying error. ``partial_tool_calls`` holds the tool calls the stream
+    had begun but not delivered, in order; the one it broke inside has the argument text
+    received so far in ``raw_arguments`` (and ``parse_error`` set, as it is cut short).
     """
 
-    def __init__(self, message: str, *, partial: str = "", **kwargs: Any) -> None:
+    def __init__(self, message: str, *, partial: str = "", partial_tool_calls: Sequence[Any] = (),
+                 **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.partial = partial
+        #: :class:`~llm_connectors.ToolCall` objects (not annotated so: ``types`` imports this module).
+        self.partial_tool_calls: list[Any] = list(partial_tool_calls)
 
 
 class CircuitOpenError(LLMConnectorError):

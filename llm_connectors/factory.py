@@ -212,31 +212,60 @@ def _provider_overrides(value: Any) -> dict[str, dict[str, Any]]:
 
 # -- "auto" ---------------------------------------------------------------------------------------
 
+def auto_order() -> list[str]:
+    """The providers ``auto`` tries when ``LLM_CONNECTORS_PROVIDERS`` is unset: the built-in four, then
+    the presets in table order (cloud ones count with their key set, local ones when a probe finds
+    them), then the in-process model when it is installed."""
+    from .connectors.presets import PRESETS
+
+    order = [*DEFAULT_AUTO_ORDER, *PRESETS]
+    if "local" in provider_ids() and _local_available():
+        order.append("local")
+    return order
+
+
 async def _auto(config: Mapping[str, Any]) -> FallbackConnector:
+    from .connectors.presets import PRESETS
+
     order = provider_order()
     if order is not None:
         for name in order:
             if not is_provider_id(name):
                 connector_class(name)  # unknown id in LLM_CONNECTORS_PROVIDERS: raise with did-you-mean
-    candidates = list(order if order is not None else DEFAULT_AUTO_ORDER)
-    if order is None and "local" in provider_ids() and _local_available():
-        candidates.append("local")
+    candidates = list(order) if order is not None else auto_order()
     shared = {k: v for k, v in config.items() if k in _SHARED_KEYS}
     overrides = _provider_overrides(config.get("providers"))
-    members: list[BaseConnector] = []
-    checked: list[str] = []
+    built: list[tuple[str, BaseConnector | str]] = []
     for provider in candidates:
         try:
-            member = _member(provider, shared, overrides=overrides, role="auto")
+            built.append((provider, _member(provider, shared, overrides=overrides, role="auto")))
         except ConfigurationError as exc:
-            checked.append(f"{provider}: {exc.message}")
-            continue
-        if not member.definition.auth.required and not await _reachable(member):
-            checked.append(f"{provider}: no answer at {member.base_url} within {PROBE_TIMEOUT:g} s")
-            await member.aclose()
-            continue
-        checked.append(f"{provider}: usable")
-        members.append(member)
+            preset = PRESETS.get(canonical_id(provider))
+            key_var = preset.api_key_env if preset is not None else None
+            # a preset without its key says so briefly: the error lists every provider checked
+            short = key_var is not None and key_var in exc.message and "needs an API key" in exc.message
+            built.append((provider, f"{provider}: {key_var} is not set" if short else f"{provider}: {exc.message}"))
+    # Keyless members (Ollama, local servers) are probed at once: the wait is one probe, not one per server.
+    reachable: dict[int, bool] = {}
+
+    async def probe(index: int, member: BaseConnector) -> None:
+        reachable[index] = await _reachable(member)
+
+    async with anyio.create_task_group() as tg:
+        for index, (_, item) in enumerate(built):
+            if isinstance(item, BaseConnector) and not item.definition.auth.required:
+                tg.start_soon(probe, index, item)
+    members: list[BaseConnector] = []
+    checked: list[str] = []
+    for index, (provider, item) in enumerate(built):
+        if isinstance(item, str):
+            checked.append(item)
+        elif not reachable.get(index, True):
+            checked.append(f"{provider}: no answer at {item.base_url} within {PROBE_TIMEOUT:g} s")
+            await item.aclose()
+        else:
+            checked.append(f"{provider}: usable")
+            members.append(item)
     if not members:
         raise NoProviderAvailableError(
             "no LLM provider is usable. Checked: " + "; ".join(checked) + ". Set an API key such as "

@@ -40,6 +40,9 @@ class HookContext:
         request: The validated request.
         http: The HTTP request of the current attempt (``before_request`` only; may be changed).
         attempt: 1 for the first attempt, 2 for the first retry...
+        limiter_waits: Seconds the current attempt waited for the client-side rate limiter before
+            it was sent, by limit (``requests``, ``tokens``, ``cooldown``, ``concurrency``);
+            empty when it did not wait.
         metadata: Free space for hooks to pass data between their calls.
     """
 
@@ -50,6 +53,7 @@ class HookContext:
     http: HTTPRequest | None = None
     attempt: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
+    limiter_waits: dict[str, float] = field(default_factory=dict)
 
 
 Hook = Callable[..., Awaitable[None] | None]

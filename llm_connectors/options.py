@@ -37,6 +37,7 @@ class ConnectorOptions(TypedDict, total=False):
     allow_private_network: bool
     verify: bool | str | os.PathLike[str] | ssl.SSLContext
     allow_unverified_tls: bool
+    max_body_bytes: int | None
     # The call sequence (CallPipeline).
     retry: Any
     circuit_breaker: Any

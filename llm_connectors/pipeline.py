@@ -83,8 +83,7 @@ class CallPipeline:
         config = self.policies.rate_limit
         if config is None or not config.adapt_to_headers:
             return None
-        policies = self.policies
-        return lambda headers: policies.limiter().observe_headers(headers)
+        return self.policies.observe_headers
 
     # -- calls ------------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .base import BaseConnector
+from .connectors.presets import PRESETS, Preset
 from .definition import AuthSpec, ServiceDefinition
 from .errors import ConfigurationError
 from .ids import (
@@ -34,6 +35,8 @@ __all__ = [
 
 _REGISTERED: dict[str, type[BaseConnector]] = {}
 _LOCK = threading.Lock()
+# The OpenAI-compatible presets (connectors/presets.py) are built-ins too, each class built on first use.
+BUILTINS.update({pid: f"llm_connectors.connectors.preset_connector:{pid}" for pid in PRESETS if pid not in BUILTINS})
 
 
 def register_connector(provider_id: str, cls: type[BaseConnector], *, aliases: Iterable[str] = (),
@@ -110,7 +113,21 @@ def describe(provider_id: str) -> dict[str, Any]:
     cls = connector_class(provider_id)
     data = cls.definition.to_dict()
     data["id"] = canonical_id(provider_id)
+    preset = PRESETS.get(data["id"])
+    own: object = getattr(cls, "preset", None)
+    if preset is not None and own is preset:  # not once a registration replaced the preset
+        data["preset"] = _preset_data(preset)
     return data
+
+
+def _preset_data(preset: Preset) -> dict[str, Any]:
+    return {
+        "sources": dict(preset.sources),
+        "lacks": sorted(preset.lacks),
+        "quirks": [{"option": q.option, "ignored": q.ignored, "why": q.why, "source": q.source,
+                    "models": list(q.models), "except_models": list(q.except_models)} for q in preset.quirks],
+        "notes": list(preset.notes),
+    }
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
@@ -147,7 +164,8 @@ def register_openai_compatible(
     capabilities: Iterable[str] | None = None,
     replace: bool = False,
 ) -> type[BaseConnector]:
-    """Register any OpenAI-compatible service (vLLM, LM Studio, Groq, llama.cpp server) by id.
+    """Register any OpenAI-compatible service by id (the presets cover Groq, vLLM, LM Studio...;
+    ``replace=True`` overrides one).
 
     Args:
         base_url: The service's base URL including ``/v1`` if it has one.

@@ -19,7 +19,7 @@ from typing import Any
 from .errors import LLMConnectorError, ProtocolError, StreamInterruptedError
 from .types import ChatChunk, ChatResponse, ReasoningBlock, ToolCall, Usage
 
-__all__ = ["ChatStream", "OpenStream", "StreamDecoder"]
+__all__ = ["ChatStream", "OpenStream", "StreamDecoder", "interrupted"]
 
 _NO_CALLS: tuple[ToolCall, ...] = ()
 
@@ -81,6 +81,13 @@ class StreamDecoder:
                                 provider=self.provider)
         return None
 
+    def pending_tool_calls(self) -> list[ToolCall]:
+        """Tool calls the stream has begun and not delivered, in order (the last may be cut short).
+
+        Decoders of providers that stream a call in pieces override it; the default has none.
+        """
+        return []
+
     @property
     def text(self) -> str:
         return "".join(self._text)
@@ -103,6 +110,30 @@ class StreamDecoder:
             reasoning_blocks=list(blocks),
             native_finish_reason=self.native_finish_reason,
         )
+
+
+def interrupted(decoder: StreamDecoder, error: LLMConnectorError) -> LLMConnectorError:
+    """What a stream that failed with ``error`` raises: ``error`` itself, unless it broke inside a tool call.
+
+    Then it is a :class:`StreamInterruptedError` carrying the text delivered so far and the begun
+    calls, so neither is lost. It keeps ``error``'s retry, breaker and fallback flags: before the
+    first chunk nothing reached the caller, and the policies treat the failure as they would
+    have. The decoder's text is the delivered text: a chunk is yielded before more is read.
+    """
+    calls = decoder.pending_tool_calls() if not isinstance(error, StreamInterruptedError) else None
+    if not calls:
+        return error
+    cut = calls[-1]
+    wrapped = StreamInterruptedError(
+        f"stream broke inside tool call {cut.name or '?'!r} ({len(cut.raw_arguments or '')} characters of "
+        f"arguments received): {type(error).__name__}: {error.message}",
+        partial=decoder.text, partial_tool_calls=calls, provider=error.provider or decoder.provider,
+        status_code=error.status_code, request_id=error.request_id, retryable=error.retryable,
+        retry_after=error.retry_after, code=error.code)
+    wrapped.breaker_failure = error.breaker_failure
+    wrapped.fallback = error.fallback
+    wrapped.__cause__ = error
+    return wrapped
 
 
 #: Told once how an opened stream ended: (response, None) on success, (None, error) on failure,

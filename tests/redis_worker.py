@@ -3,7 +3,10 @@
 Run as ``python tests/redis_worker.py '<json config>'``. It builds an OpenAI connector to the
 parent's fake server with the parent's Redis, prints ``ready``, waits for the start time (wall
 clock, a line on stdin), runs its steps, and prints one JSON line with what happened. Logs of
-``llm_connectors`` go to stderr, one record per line, for the parent to count.
+``llm_connectors`` go to stderr, one record per line, for the parent to count. With
+``"record_admissions": true`` it also reports the Redis server time (ms) of every admission the
+shared limiter made (``admitted``) and how many it made locally while Redis was away (``local``),
+so the parent can count admissions per window on one clock, whatever the hosts' load.
 """
 
 from __future__ import annotations
@@ -81,7 +84,29 @@ async def calls(conn: Any, step: dict[str, Any], t0: float, out: dict[str, Any])
         await anyio.sleep(step.get("interval", 0.0))
 
 
+def record_admissions(out: dict[str, Any]) -> None:
+    """Wrap the shared limiter's admission step to note where and when each call was admitted."""
+    from llm_connectors.resilience.shared_limiter import SharedPermit, SharedRateLimiter
+
+    admitted: list[float] = out.setdefault("admitted", [])
+    out["local"] = 0
+    original = SharedRateLimiter._try
+
+    async def recording(self: SharedRateLimiter, tokens: int, now: float) -> Any:
+        permit, wait, reason = await original(self, tokens, now)
+        if isinstance(permit, SharedPermit) and permit.admitted_at is not None:
+            admitted.append(permit.admitted_at)
+        elif permit is not None:
+            out["local"] += 1
+        return permit, wait, reason
+
+    SharedRateLimiter._try = recording  # type: ignore[method-assign]
+
+
 async def main(config: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": config["name"]}
+    if config.get("record_admissions"):
+        record_admissions(out)
     conn = OpenAIWireKit().make_connector(
         config["fake"], headers={"x-worker": config["name"]}, retry=False, timeout=config.get("timeout", 300.0),
         rate_limit=config.get("rate_limit"), circuit_breaker=config.get("circuit_breaker", False),
@@ -92,7 +117,6 @@ async def main(config: dict[str, Any]) -> dict[str, Any]:
                 tg.start_soon(conn.health_check)
     print("ready", flush=True)
     t0 = float(await anyio.to_thread.run_sync(sys.stdin.readline))
-    out: dict[str, Any] = {"name": config["name"]}
     async with conn:
         for step in config["steps"]:
             await {"load": load, "calls": calls}[step["kind"]](conn, step, t0, out)

@@ -486,6 +486,11 @@ class ClaudeStreamDecoder(StreamDecoder):
         usage = parse_claude_usage(self._usage) or Usage()
         return self.chunk(finish_reason=finish, usage=usage, raw=self._object(data))
 
+    def pending_tool_calls(self) -> list[ToolCall]:
+        """The ``tool_use`` blocks still open (a stopped block's call was delivered already)."""
+        return [ToolCall.from_json_text(block.shape.id, block.shape.name, "".join(block.fragments))
+                for _, block in sorted(self._blocks.items()) if isinstance(block.shape, ToolUseBlock)]
+
     def _error(self, event: _ErrorEvent, data: str) -> ChatChunk | None:
         raise self._error_from_payload(self._object(data))
 

@@ -41,7 +41,7 @@ from ..wire import jsonio as _json
 from ..wire.classify import ErrorInfo
 from ..wire.framing import SSEEvent
 from .openai_compat import OpenAICompatibleConnector
-from .openai_parse import OpenAIStreamDecoder, thinking_blocks, thinking_text
+from .openai_parse import OpenAIStreamDecoder, first_choice, thinking_blocks, thinking_text
 
 __all__ = ["MISTRAL", "MistralConnector", "MistralStreamDecoder", "mistral_tool_call_id"]
 
@@ -333,7 +333,7 @@ class MistralConnector(OpenAICompatibleConnector):
             raise self.error_from_payload(data)
         response = super().parse_chat_response(data, request)
         # One block per thinking chunk, with its signature: what the stream decoder builds too.
-        blocks = thinking_blocks(data["choices"][0]["message"].get("content"))
+        blocks = thinking_blocks(first_choice(data["choices"])["message"].get("content"))
         if blocks:
             response.reasoning_blocks = blocks
         return response

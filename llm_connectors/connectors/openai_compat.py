@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import sys
 from array import array
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Literal
 
 from ..base import BaseConnector
@@ -18,7 +18,7 @@ from ..definition import AuthSpec, Capability, ServiceDefinition, common_paramet
 from ..errors import ProtocolError
 from ..requests import ChatRequest, EmbeddingRequest, HTTPRequest
 from ..stream import StreamDecoder
-from ..types import ChatResponse, EmbeddingResponse, Message, ModelInfo, ReasoningBlock, ToolCall, Usage
+from ..types import ChatResponse, EmbeddingResponse, Message, MessageInput, ModelInfo, ReasoningBlock, ToolCall, Usage
 from ..wire.messages import tool_result_text
 from ..wire.shapes import conform
 from .openai_parse import (
@@ -26,6 +26,8 @@ from .openai_parse import (
     EmbeddingList,
     ModelList,
     OpenAIStreamDecoder,
+    check_one_choice,
+    first_choice,
     normalize_finish_reason,
     parse_openai_usage,
     reasoning_field,
@@ -69,6 +71,13 @@ class OpenAICompatibleConnector(BaseConnector):
     embedding_encoding: ClassVar[Literal["base64", "float"] | None] = None
 
     # -- chat ---------------------------------------------------------------------------------
+
+    def prepare_chat(self, model: str | None, messages: Iterable[MessageInput] | str,
+                     options: Mapping[str, Any], *, stream: bool) -> ChatRequest:
+        """Validate as the base does; ``n`` > 1 (through ``extra``) is refused: a call returns one answer."""
+        request = super().prepare_chat(model, messages, options, stream=stream)
+        check_one_choice(request.extra, self.provider)
+        return request
 
     def build_chat_request(self, request: ChatRequest) -> HTTPRequest:
         body: dict[str, Any] = {
@@ -155,7 +164,9 @@ class OpenAICompatibleConnector(BaseConnector):
         if isinstance(data, dict) and data.get("error"):
             raise self.error_from_payload(data)
         conform(data, ChatCompletion, provider=self.provider, what="chat response")
-        choice = data["choices"][0]
+        choice = first_choice(data["choices"])  # by index, as the stream decoder routes its chunks
+        if choice is None:
+            raise ProtocolError("the chat response has no choice with index 0", provider=self.provider)
         message = choice.get("message") or {}
         text, reasoning = split_content(message.get("content"))
         reasoning += reasoning_field(message)
@@ -163,8 +174,10 @@ class OpenAICompatibleConnector(BaseConnector):
         native = choice.get("finish_reason")
         finish = normalize_finish_reason(native)
         refusal = message.get("refusal")
-        if refusal and not text:
-            text, finish = refusal, "content_filter"
+        if refusal:  # text after any content, as a stream of the same answer delivers it
+            if not text:
+                finish = "content_filter"
+            text += refusal
         return ChatResponse(
             content=text,
             finish_reason=finish or ("tool_calls" if calls else "stop"),

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Protocol
 
 from msgspec import Meta
 
-from ..errors import LLMConnectorError, ProtocolError
+from ..errors import InvalidRequestError, LLMConnectorError, ProtocolError
 from ..requests import ChatRequest
 from ..stream import StreamDecoder
 from ..types import ChatChunk, ReasoningBlock, ToolCall, Usage
@@ -29,6 +29,8 @@ __all__ = [
     "EmbeddingList",
     "ModelList",
     "OpenAIStreamDecoder",
+    "check_one_choice",
+    "first_choice",
     "normalize_finish_reason",
     "parse_openai_usage",
     "reasoning_field",
@@ -96,6 +98,7 @@ class _Message(Shape):
 class _Choice(Shape):
     message: _Message
     finish_reason: str | None = None
+    index: Count | None = None
 
 
 class _PromptDetails(Shape):
@@ -135,6 +138,7 @@ class _Delta(Shape):
 class _ChunkChoice(Shape):
     delta: _Delta | None = None
     finish_reason: str | None = None
+    index: Count | None = None
 
 
 class ChatCompletionChunk(Shape):
@@ -179,6 +183,32 @@ class StreamErrors(Protocol):
     provider: str
 
     def error_from_payload(self, payload: Any, *, status: int | None = None) -> LLMConnectorError: ...
+
+
+def check_one_choice(extra: Mapping[str, Any] | None, provider: str) -> None:
+    """Refuse ``n`` > 1 in ``extra`` / ``provider_options`` before any I/O.
+
+    A call returns one answer; with several choices a stream's chunks would belong to different
+    answers (and a plain answer would drop all but one, at the price of all).
+    """
+    n = extra.get("n") if extra else None
+    if n is None or (type(n) is int and n == 1):
+        return
+    raise InvalidRequestError(
+        f"option 'n' (in extra/provider_options) asks for {str(n)[:20]} choices; llm-connectors returns one "
+        "answer per call. Drop 'n' and make that many calls (asyncio.gather / anyio task group) instead",
+        provider=provider, code="n")
+
+
+def first_choice(choices: list[Any]) -> Any:
+    """The choice with ``index`` 0 (or none given), the only one asked for; ``None`` if absent.
+
+    Routing by ``index`` keeps another choice's chunks (a server that ignored ``n``) out of the answer.
+    """
+    for choice in choices:
+        if choice.get("index") in (0, None):
+            return choice
+    return None
 
 
 def normalize_finish_reason(value: Any) -> str | None:
@@ -294,6 +324,10 @@ class OpenAIStreamDecoder(StreamDecoder):
         if not choices:
             return None
         choice = choices[0]
+        if len(choices) > 1 or choice.get("index") not in (0, None):  # route by index (rare: n was ignored)
+            choice = first_choice(choices)
+            if choice is None:
+                return None
         delta = choice.get("delta") or {}
         content = delta.get("content")
         text = ""
@@ -346,7 +380,7 @@ class OpenAIStreamDecoder(StreamDecoder):
             elif isinstance(arguments, Mapping):  # servers that send complete objects
                 entry[2] = dict(arguments)
 
-    def _final(self) -> ChatChunk | None:
+    def _built_calls(self) -> list[ToolCall]:
         calls = []
         for index in sorted(self._calls):
             call_id, name, arguments = self._calls[index]
@@ -355,6 +389,14 @@ class OpenAIStreamDecoder(StreamDecoder):
                 calls.append(ToolCall(id=call_id, name=name, arguments=arguments))
             else:
                 calls.append(ToolCall.from_json_text(call_id, name, "".join(arguments)))
+        return calls
+
+    def pending_tool_calls(self) -> list[ToolCall]:
+        """The calls gathered so far: none is delivered before ``[DONE]``."""
+        return [] if self.done else self._built_calls()
+
+    def _final(self) -> ChatChunk | None:
+        calls = self._built_calls()
         if self._finish is None and not (calls or self._text or self._reasoning):
             raise ProtocolError("the stream ended (data: [DONE]) with no text, no tool call and no finish reason",
                                 provider=self.provider)

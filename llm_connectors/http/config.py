@@ -17,7 +17,7 @@ import httpx
 from .._secrets import check_headers
 from ..errors import ConfigurationError
 from .engine_choice import check_choice
-from .settings import DEFAULT_TLS, PoolLimits, Timeouts, TLSVerify
+from .settings import BODY_BYTES_RANGE, DEFAULT_TLS, MAX_BODY_BYTES, PoolLimits, Timeouts, TLSVerify
 from .urls import check_base_url
 
 __all__ = ["HTTPConfig"]
@@ -38,6 +38,8 @@ class HTTPConfig:
         pool: Connection pool limits.
         follow_redirects: Follow redirects (credentials dropped cross-origin, https never downgraded).
         log_payloads: Log scrubbed request and response bodies at DEBUG.
+        max_body_bytes: The largest decoded non-streaming body, and the largest stream line or
+            event: one bound, so an answer that parses whole parses streamed too.
     """
 
     base_url: str
@@ -50,6 +52,7 @@ class HTTPConfig:
     pool: PoolLimits
     follow_redirects: bool
     log_payloads: bool
+    max_body_bytes: int = MAX_BODY_BYTES
 
     @classmethod
     def build(cls, *, provider: str, default_base_url: str, sends_credentials: bool, base_url: str | None = None,
@@ -58,7 +61,7 @@ class HTTPConfig:
               transport: str | httpx.AsyncBaseTransport | None = None, pool: PoolLimits | None = None,
               follow_redirects: bool = False, log_payloads: bool = False, allow_insecure_http: bool = False,
               allow_private_network: bool = False, verify: bool | str | os.PathLike[str] | ssl.SSLContext = True,
-              allow_unverified_tls: bool = False) -> HTTPConfig:
+              allow_unverified_tls: bool = False, max_body_bytes: int | None = None) -> HTTPConfig:
         """Check every connection setting; raise :class:`ConfigurationError` for the first bad one."""
         checked_url = check_base_url(base_url or default_base_url, allow_insecure_http=allow_insecure_http,
                                      allow_private_network=allow_private_network, sends_credentials=sends_credentials)
@@ -72,5 +75,17 @@ class HTTPConfig:
         engine = check_choice(transport if isinstance(transport, str) or transport is None else "auto")
         return cls(base_url=checked_url, timeouts=Timeouts.coerce(timeout), headers=extra_headers, tls=tls,
                    engine=engine, transport=own_transport, client=http_client, pool=pool or PoolLimits(),
-                   follow_redirects=bool(follow_redirects), log_payloads=bool(log_payloads))
+                   follow_redirects=bool(follow_redirects), log_payloads=bool(log_payloads),
+                   max_body_bytes=_body_bound(max_body_bytes, provider))
+
+
+def _body_bound(value: object, provider: str) -> int:
+    """``max_body_bytes``: ``None`` for the default, else a whole number of bytes within ``BODY_BYTES_RANGE``."""
+    if value is None:
+        return MAX_BODY_BYTES
+    low, high = BODY_BYTES_RANGE
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigurationError(f"max_body_bytes must be a whole number of bytes from {low} to {high} "
+                                 f"(default {MAX_BODY_BYTES}), got {str(value)[:40]}", provider=provider)
+    return value
 

@@ -26,7 +26,7 @@ from ..hooks import run_hook
 from ..observe.calls import CURRENT_CALL
 from ..observe.telemetry import telemetry
 from ..requests import HTTPRequest
-from ..stream import OpenStream, StreamDecoder
+from ..stream import OpenStream, StreamDecoder, interrupted
 from ..types import ChatChunk
 from ..wire import jsonio
 from ..wire.classify import ErrorInfo, classify, transport_error
@@ -38,7 +38,7 @@ from .config import HTTPConfig
 from .credentials import Credentials
 from .decode import ACCEPT_ENCODING, BoundedDecoder
 from .engines import ClientEngine, Engine, EngineResponse, target_url
-from .settings import MAX_BODY_BYTES, MAX_ERROR_BODY_BYTES, join_url, make_client
+from .settings import MAX_ERROR_BODY_BYTES, join_url, make_client
 
 __all__ = ["HTTPSender", "ProviderWire"]
 
@@ -128,7 +128,7 @@ class HTTPSender:
             with deadline_scope(deadline):
                 response = await self.send(request)
                 try:
-                    body = await read_bounded(response, MAX_BODY_BYTES, self.provider)
+                    body = await read_bounded(response, self.config.max_body_bytes, self.provider)
                 finally:
                     await response.aclose()
         except (httpx.HTTPError, BuiltinTimeoutError) as exc:
@@ -262,8 +262,10 @@ class HTTPSender:
     async def stream_chunks(self, response: EngineResponse, decoder: StreamDecoder,
                             deadline: float | None) -> AsyncGenerator[ChatChunk, None]:
         """Frame and decode a streamed body read by read, under the idle, first-token and overall timers."""
+        bound = self.config.max_body_bytes  # one line or event: the same bound as a whole non-stream body
         framer: SSEDecoder | NDJSONDecoder = (
-            SSEDecoder() if self.wire.stream_format == "sse" else NDJSONDecoder(provider=self.provider))
+            SSEDecoder(max_line=bound) if self.wire.stream_format == "sse"
+            else NDJSONDecoder(max_line=bound, provider=self.provider))
         feed = decoder.feed
         frame = framer.feed
         encoding = content_encoding(response)
@@ -313,6 +315,11 @@ class HTTPSender:
             chunk = decoder.finish()
             if chunk is not None:
                 yield chunk
+        except LLMConnectorError as exc:
+            wrapped = interrupted(decoder, exc)  # broke inside a tool call: the error carries the call begun
+            if wrapped is exc:
+                raise
+            raise wrapped from exc
         finally:
             with anyio.CancelScope(shield=True):
                 await response.aclose()

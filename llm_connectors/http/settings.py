@@ -17,9 +17,14 @@ import httpx
 
 from .._version import __version__
 from ..errors import ConfigurationError, InsecureTLSWarning
+from ..wire.framing import MAX_MESSAGE_BYTES
 
 USER_AGENT = f"llm-connectors/{__version__}"
-MAX_BODY_BYTES = 32 << 20  # decoded non-stream body (RELIABILITY.md §6.6)
+#: The default of ``max_body_bytes``: a decoded non-stream body, and one stream line or event
+#: (RELIABILITY.md §6.6). One bound for both, so what parses whole parses streamed.
+MAX_BODY_BYTES = MAX_MESSAGE_BYTES
+#: The range ``max_body_bytes`` may be set in: room for a small answer, and still a bound.
+BODY_BYTES_RANGE = (64 << 10, 1 << 30)
 MAX_ERROR_BODY_BYTES = 64 << 10
 
 

@@ -31,8 +31,8 @@ CURRENT_CALL: contextvars.ContextVar[CallRecord | None] = contextvars.ContextVar
 class CallRecord:
     """Bookkeeping for one call of one connector."""
 
-    __slots__ = ("attempts", "context", "hooks", "model", "operation", "provider", "span", "started", "stats",
-                 "ttft")
+    __slots__ = ("attempts", "context", "hooks", "limiter_wait", "model", "operation", "provider", "span", "started",
+                 "stats", "ttft")
 
     def __init__(self, *, provider: str, operation: Operation, request: ChatRequest | EmbeddingRequest,
                  stats: ProviderStats, hooks: Hooks | None) -> None:
@@ -44,6 +44,7 @@ class CallRecord:
         self.started = time.perf_counter()
         self.attempts = 0
         self.ttft: float | None = None
+        self.limiter_wait = 0.0  # seconds this call waited for the rate limiter, over its attempts
         self.context = HookContext(provider, operation, request.model, request) if hooks is not None else None
         self.span: Any = (telemetry.start_call(operation, provider, request.model, request.params)
                           if telemetry.enabled else None)
@@ -52,6 +53,15 @@ class CallRecord:
     def next_attempt(self) -> int:
         self.attempts += 1
         return self.attempts
+
+    def limiter_waited(self, waits: dict[str, float]) -> None:
+        """The coming attempt waited for the rate limiter (seconds by limit): stats, hooks, span."""
+        self.stats.record_limiter_wait(waits)
+        self.limiter_wait += sum(waits.values())
+        if self.context is not None:
+            self.context.limiter_waits = dict(waits)
+        if self.span is not None:
+            telemetry.limiter_wait(self.span, waits, self.limiter_wait, provider=self.provider, model=self.model)
 
     def succeeded(self, result: ChatResponse | EmbeddingResponse) -> None:
         """Synchronous part of a success (stats, span). Never raises: bookkeeping must not cost the

@@ -25,8 +25,8 @@ def _percentiles(samples: deque[float]) -> dict[str, float | None]:
 class ProviderStats:
     """Counters for one provider, as seen by one connector or chain."""
 
-    __slots__ = ("cost", "errors", "fallbacks", "input_tokens", "latency", "limiter_wait",
-                 "output_tokens", "requests", "retries", "successes", "ttft")
+    __slots__ = ("cost", "errors", "fallbacks", "input_tokens", "latency", "limited", "limiter_wait",
+                 "limiter_waits", "output_tokens", "requests", "retries", "slowdowns", "successes", "ttft")
 
     def __init__(self) -> None:
         self.requests = 0
@@ -38,6 +38,9 @@ class ProviderStats:
         self.output_tokens = 0
         self.cost = 0.0
         self.limiter_wait = 0.0
+        self.limited = 0  # attempts that waited for the rate limiter
+        self.limiter_waits: dict[str, float] = {}  # seconds waited, by limit
+        self.slowdowns = 0  # times the provider's rate-limit headers slowed the limiter down
         self.latency: deque[float] = deque(maxlen=_SAMPLES)
         self.ttft: deque[float] = deque(maxlen=_SAMPLES)
 
@@ -52,6 +55,13 @@ class ProviderStats:
             self.output_tokens += _count(usage.output_tokens)
         if isinstance(cost, (int, float)) and cost > 0:
             self.cost += cost
+
+    def record_limiter_wait(self, waits: dict[str, float]) -> None:
+        """One attempt waited for the rate limiter: seconds by limit (``requests``, ``tokens``, ...)."""
+        self.limited += 1
+        for limit, seconds in waits.items():
+            self.limiter_waits[limit] = self.limiter_waits.get(limit, 0.0) + seconds
+            self.limiter_wait += seconds
 
     def record_error(self, error: BaseException) -> None:
         self.errors[type(error).__name__] += 1
@@ -70,6 +80,8 @@ class ProviderStats:
             "output_tokens": self.output_tokens,
             "estimated_cost_usd": round(self.cost, 6),
             "limiter_wait_s": round(self.limiter_wait, 6),
+            "limiter": {"waited": self.limited, "slowdowns": self.slowdowns,
+                        "wait_s": {limit: round(seconds, 6) for limit, seconds in sorted(self.limiter_waits.items())}},
         }
 
 

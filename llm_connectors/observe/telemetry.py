@@ -26,6 +26,7 @@ class Telemetry:
         self._tracer: Any = None
         self._duration: Any = None
         self._tokens: Any = None
+        self._limiter_wait: Any = None
 
     @property
     def tracer(self) -> Any:
@@ -95,6 +96,28 @@ class Telemetry:
             for kind, value in (("input", usage.input_tokens), ("output", usage.output_tokens)):
                 if value is not None:
                     tokens.record(value, {**base, "gen_ai.token.type": kind})
+
+    def limiter_wait(self, span: Any, waits: dict[str, float], total: float, *, provider: str, model: str) -> None:
+        """An attempt waited for the rate limiter: a span event, the call's running total, a metric.
+
+        ``waits`` is seconds by limit (``requests``, ``tokens``, ``cooldown``, ``concurrency``);
+        ``total`` what the call has waited so far, over all its attempts.
+        """
+        limit = max(waits, key=waits.__getitem__)
+        waited = sum(waits.values())
+        span.add_event("rate_limit_wait", {"llm_connectors.rate_limit.wait_s": waited,
+                                           "llm_connectors.rate_limit.limit": limit})
+        span.set_attribute("llm_connectors.rate_limit.wait_s", total)
+        span.set_attribute("llm_connectors.rate_limit.limit", limit)
+        if self._limiter_wait is None:
+            from opentelemetry import metrics
+
+            self._limiter_wait = metrics.get_meter("llm_connectors", __version__).create_histogram(
+                "llm_connectors.client.rate_limit.wait", unit="s",
+                description="Time a call attempt waited for the client-side rate limiter")
+        for name, seconds in waits.items():
+            self._limiter_wait.record(seconds, {"gen_ai.provider.name": provider, "gen_ai.request.model": model,
+                                                "llm_connectors.rate_limit.limit": name})
 
     def attempt(self, parent: Any, attempt: int, provider: str) -> Any:
         """A child span for one HTTP attempt of the call ``parent`` (started, not entered)."""

@@ -114,18 +114,35 @@ class CircuitBreakerConfig:
 class RateLimit:
     """Client-side limits for one provider, shared by every connector to it in this process.
 
-    Limits are exact over any rolling 60-second window. Callers wait (FIFO) instead of getting
-    errors, unless the wait would pass the call's deadline: then :class:`RateLimitError`.
+    Each per-minute limit is paced like the providers pace it (GCRA, a token bucket refilled
+    continuously): after an idle spell up to ``burst`` requests (``token_burst`` tokens) may go at
+    once, then calls are spaced evenly at the limit's rate, so in any window of ``w`` seconds at
+    most ``limit * w / 60 + burst`` are admitted. Callers wait (FIFO) instead of getting errors,
+    unless the wait would pass the call's deadline: then :class:`RateLimitError`.
 
     Attributes:
-        requests_per_minute: Requests admitted in any rolling minute.
-        tokens_per_minute: Tokens in any rolling minute. A call reserves its input estimate plus
+        requests_per_minute: The steady request rate.
+        tokens_per_minute: The steady token rate. A call reserves its input estimate plus
             ``max_tokens`` (or ``default_output_tokens``), reconciled with the usage the provider
-            reports and refunded if the call fails or is cancelled.
+            reports and refunded if the call fails or is cancelled. A call larger than
+            ``token_burst`` goes alone when the bucket is full, and the next waits until its
+            tokens have flowed back; a call larger than ``tokens_per_minute`` can never go.
         max_concurrency: Calls (and open streams) in flight at once.
         default_output_tokens: Output reserved when a call sets no ``max_tokens``.
-        adapt_to_headers: Also wait when the provider's own ``x-ratelimit-remaining-*`` /
-            ``anthropic-ratelimit-*-remaining`` headers say 0, until their reset time.
+        burst: Requests that may go at once after an idle spell (the bucket's size). Default 1:
+            strict, even pacing. OpenAI and Anthropic both say a per-minute limit may be enforced
+            over shorter periods (60/min as 1/s), so requests sent faster than one second's share
+            can earn 429s even under the minute's figure; raise it for a provider whose bucket you
+            know holds more (Anthropic refills continuously up to the whole minute).
+        token_burst: Tokens that may go at once after an idle spell. ``None``: half a second of
+            the limit (``tokens_per_minute // 120``, at least 1). Calls are usually bigger than
+            that, so each paces the next by its own size; small ones (embeddings, short prompts)
+            go in small groups.
+        adapt_to_headers: Also follow the provider's rate-limit headers
+            (``x-ratelimit-remaining-*``/``-reset-*``, ``anthropic-ratelimit-*``): when what is
+            left cannot last until its reset at our pace, slow to ``remaining / reset`` until
+            then; when nothing is left, wait for the reset. With ``shared_state`` every process
+            slows down. Off by default.
     """
 
     requests_per_minute: int | None = None
@@ -133,10 +150,32 @@ class RateLimit:
     max_concurrency: int | None = None
     default_output_tokens: int = 1024
     adapt_to_headers: bool = False
+    burst: int = 1
+    token_burst: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("requests_per_minute", "tokens_per_minute", "max_concurrency"):
+        for name in ("requests_per_minute", "tokens_per_minute", "max_concurrency", "token_burst"):
             value = getattr(self, name)
             if value is not None:
                 _positive("RateLimit", name, value, integer=True)
         _positive("RateLimit", "default_output_tokens", self.default_output_tokens, integer=True)
+        _positive("RateLimit", "burst", self.burst, integer=True)
+        for burst, limit in (("burst", "requests_per_minute"), ("token_burst", "tokens_per_minute")):
+            value, per_minute = getattr(self, burst), getattr(self, limit)
+            if value is not None and per_minute is not None and value > per_minute:
+                raise ConfigurationError(f"RateLimit.{burst} ({value}) cannot exceed {limit} ({per_minute}): "
+                                         "a bucket holds at most a minute of the limit")
+        if not isinstance(self.adapt_to_headers, bool):
+            raise ConfigurationError(f"RateLimit.adapt_to_headers must be True or False, got {self.adapt_to_headers!r}")
+
+    @property
+    def request_capacity(self) -> int:
+        """Requests that may go at once."""
+        return self.burst
+
+    @property
+    def token_capacity(self) -> int:
+        """Tokens that may go at once (``token_burst``, or its default)."""
+        if self.token_burst is not None:
+            return self.token_burst
+        return max(1, (self.tokens_per_minute or 0) // 120)

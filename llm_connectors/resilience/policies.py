@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import catalog
 from .._asynclib import current_loop_token
 from ..errors import LLMConnectorError, RateLimitError
+from ..observe.calls import CURRENT_CALL
 from ..requests import ChatRequest, EmbeddingRequest
 from ..stream import OpenStream
 from ..tokens import estimate_input_tokens, estimate_text_tokens
@@ -235,11 +235,19 @@ class Resilience:
                                        on_retry=self._count_retry)
 
     async def _admit(self, limiter: RateLimiter, tokens: int, deadline: float | None) -> Permit:
-        started = time.perf_counter()
         permit = await limiter.acquire(tokens, deadline)
-        if self.stats is not None:
-            self.stats.limiter_wait += time.perf_counter() - started
+        if permit.waits:  # stats, the hooks' context and the call's span see the wait, by limit
+            call = CURRENT_CALL.get()
+            if call is not None:
+                call.limiter_waited(permit.waits)
+            elif self.stats is not None:
+                self.stats.record_limiter_wait(permit.waits)
         return permit
+
+    def observe_headers(self, headers: Mapping[str, Any]) -> None:
+        """Show a response's headers to the limiter (``adapt_to_headers``); count the slowdowns."""
+        if self.limiter().observe_headers(headers) and self.stats is not None:
+            self.stats.slowdowns += 1
 
     def _after_error(self, limiter: RateLimiter, error: BaseException) -> None:
         # A provider 429 with Retry-After pauses this provider for every caller in the process

@@ -12,7 +12,7 @@ as strings, because Redis truncates Lua numbers to integers.
 from __future__ import annotations
 
 __all__ = ["ACQUIRE", "ADJUST", "BREAKER_CLOSE", "BREAKER_ELECT", "BREAKER_RELEASE", "BREAKER_TRIP", "COOLDOWN",
-           "SEED", "STATUS"]
+           "PACE", "STATUS"]
 
 # Shared by the scripts that need it: the server clock in ms, and the "who is here" heartbeat
 # that tells a process how many others share the endpoint (its degraded-mode share).
@@ -29,121 +29,94 @@ local function heartbeat(key, member, now, window)
 end
 """
 
-#: Admit one call under both limits and the 429 cooldown, or say how long to wait.
-#:
-#: KEYS: requests zset, tokens zset, tokens sum, cooldown, processes zset.
-#: ARGV: requests/min (0: none), tokens/min (0: none), tokens to reserve, member id, window ms,
-#: process id.
-#: Reply: ``{1, now, processes}`` admitted; ``{0, wait_ms, processes}`` not yet;
-#: ``{-1, 0, processes}`` never (the reservation alone is over the token limit).
-#:
-#: Requests are a log of member ids scored by admission time; tokens the same with the amount in
-#: the member (``id:amount``) plus a running sum, so reconciling one call is O(log n). Entries
-#: older than the window are dropped first, exactly like the local ``RollingWindow``; the wait
-#: is when enough of the oldest entries will have left the window for this call to fit.
-ACQUIRE = _PRELUDE + """
-local rpm, tpm, amount = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local id, window = ARGV[4], tonumber(ARGV[5])
-local now = now_ms()
-local procs = heartbeat(KEYS[5], ARGV[6], now, 60000)
-local horizon = now - window
-local wait = 0
-local cooldown = redis.call('PTTL', KEYS[4])
-if cooldown > 0 then wait = cooldown end
-if rpm > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', horizon)
-  local excess = redis.call('ZCARD', KEYS[1]) + 1 - rpm
-  if excess > 0 then
-    local oldest = redis.call('ZRANGE', KEYS[1], excess - 1, excess - 1, 'WITHSCORES')
-    wait = math.max(wait, tonumber(oldest[2]) + window - now)
-  end
+#: The GCRA arithmetic of ``ratelimit.Bucket``, on server time. A bucket is one string key, its
+#: "theoretical arrival time" in ms: when it will be full again. A missing key is a full bucket
+#: (keys expire once they are), so a lost key costs at most one burst.
+_BUCKET = """
+local function spacing(interval, pace_key)
+  local pace = tonumber(redis.call('GET', pace_key) or '0') or 0
+  if pace > interval then return pace end
+  return interval
 end
-if tpm > 0 then
-  if amount > tpm then return {-1, '0', procs} end
-  local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', horizon)
-  if #expired > 0 then
-    local freed = 0
-    for _, member in ipairs(expired) do freed = freed + tonumber(string.match(member, ':(%d+)$')) end
-    redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', horizon)
-    redis.call('DECRBY', KEYS[3], freed)
-  end
-  local total = 0
-  if redis.call('ZCARD', KEYS[2]) == 0 then
-    redis.call('DEL', KEYS[3])  -- an empty log has no total, whatever a lost key left behind
+local function tat_of(key)
+  return tonumber(redis.call('GET', key) or '0') or 0
+end
+local function store(key, tat, now)
+  if tat > now then
+    redis.call('SET', key, string.format('%.3f', tat), 'PX', math.ceil(tat - now) + 1000)
   else
-    total = tonumber(redis.call('GET', KEYS[3]) or '0')
-  end
-  local excess = total + amount - tpm
-  if excess > 0 then
-    local freed, start = 0, 0
-    while freed < excess do
-      local page = redis.call('ZRANGE', KEYS[2], start, start + 99, 'WITHSCORES')
-      if #page == 0 then break end
-      for i = 1, #page, 2 do
-        freed = freed + tonumber(string.match(page[i], ':(%d+)$'))
-        if freed >= excess then
-          wait = math.max(wait, tonumber(page[i + 1]) + window - now)
-          break
-        end
-      end
-      start = start + 100
-    end
+    redis.call('DEL', key)
   end
 end
-if wait > 0 then return {0, tostring(wait), procs} end
-local ttl = math.ceil(window + 1000)
-if rpm > 0 then
-  redis.call('ZADD', KEYS[1], now, id)
-  redis.call('PEXPIRE', KEYS[1], ttl)
-end
-if tpm > 0 then
-  redis.call('ZADD', KEYS[2], now, id .. ':' .. amount)
-  redis.call('INCRBY', KEYS[3], amount)
-  redis.call('PEXPIRE', KEYS[2], ttl)
-  redis.call('PEXPIRE', KEYS[3], ttl)
-end
-return {1, tostring(now), procs}
 """
 
-#: Change what an admitted call's tokens count for: reconcile with usage, or 0 to refund.
+#: Admit one call under both buckets and the 429 cooldown, or say how long to wait.
 #:
-#: KEYS: tokens zset, tokens sum. ARGV: member id, amount it counts for now, new amount.
-#: An entry that has left the window no longer counts, so changing it changes nothing (as locally).
-ADJUST = """
-local old = ARGV[1] .. ':' .. ARGV[2]
-local score = redis.call('ZSCORE', KEYS[1], old)
-if not score then return 0 end
-local delta = tonumber(ARGV[3]) - tonumber(ARGV[2])
-redis.call('ZREM', KEYS[1], old)
-if tonumber(ARGV[3]) > 0 then redis.call('ZADD', KEYS[1], score, ARGV[1] .. ':' .. ARGV[3]) end
-redis.call('INCRBY', KEYS[2], delta)
+#: KEYS: requests tat, tokens tat, cooldown, processes zset, requests pace, tokens pace.
+#: ARGV: ms per request (0: no request limit), request capacity, ms per token (0: no token limit),
+#: token capacity, tokens per minute, tokens to reserve, process id.
+#: Reply: ``{1, now, processes, 0}`` admitted; ``{0, wait_ms, processes, why}`` not yet (why: 1
+#: requests, 2 tokens, 3 cooldown); ``{-1, 0, processes, 2}`` never (more than a minute's tokens).
+#:
+#: A call may go when its bucket's tat is at most ``(capacity - need) * spacing`` ahead of now,
+#: ``need`` being what it takes, capped at the capacity (a bigger call goes when the bucket is
+#: full and leaves it in debt). The spacing is the limit's, or a slower pace the provider's
+#: headers set (``PACE``) while that key lives.
+ACQUIRE = _PRELUDE + _BUCKET + """
+local req_ms, req_cap, tok_ms, tok_cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local tpm, amount = tonumber(ARGV[5]), tonumber(ARGV[6])
+local now = now_ms()
+local procs = heartbeat(KEYS[4], ARGV[7], now, 60000)
+local wait, why = 0, 0
+local cooldown = redis.call('PTTL', KEYS[3])
+if cooldown > 0 then wait, why = cooldown, 3 end
+local req_tat, req_sp, tok_tat, tok_sp = 0, 0, 0, 0
+if req_ms > 0 then
+  req_sp, req_tat = spacing(req_ms, KEYS[5]), tat_of(KEYS[1])
+  local w = req_tat - now - (req_cap - 1) * req_sp
+  if w > wait then wait, why = w, 1 end
+end
+if tok_ms > 0 then
+  if amount > tpm then return {-1, '0', procs, 2} end
+  tok_sp, tok_tat = spacing(tok_ms, KEYS[6]), tat_of(KEYS[2])
+  local w = tok_tat - now - (tok_cap - math.min(amount, tok_cap)) * tok_sp
+  if w > wait then wait, why = w, 2 end
+end
+if wait > 0 then return {0, tostring(wait), procs, why} end
+if req_ms > 0 then store(KEYS[1], math.max(req_tat, now) + req_sp, now) end
+if tok_ms > 0 and amount > 0 then store(KEYS[2], math.max(tok_tat, now) + amount * tok_sp, now) end
+return {1, tostring(now), procs, 0}
+"""
+
+#: Count more or fewer tokens for an admitted call: reconcile with usage, or refund.
+#:
+#: KEYS: tokens tat, tokens pace. ARGV: ms per token, tokens to add (negative: give back).
+#: Tokens given back to a bucket that has refilled meanwhile overflow, as locally.
+ADJUST = _PRELUDE + _BUCKET + """
+local now = now_ms()
+local sp, delta = spacing(tonumber(ARGV[1]), KEYS[2]), tonumber(ARGV[2])
+local tat = tat_of(KEYS[1])
+if delta > 0 then tat = math.max(tat, now) + delta * sp else tat = tat + delta * sp end
+store(KEYS[1], tat, now)
 return 1
 """
 
-#: Add calls admitted locally while Redis was away, so the fleet's windows count them.
+#: Pace a bucket for every process as the provider's headers ask (``adapt_to_headers``).
 #:
-#: KEYS: requests zset, tokens zset, tokens sum. ARGV: window ms, count requests (0/1), count
-#: tokens (0/1), then triples of member id, age in ms, tokens.
-SEED = _PRELUDE + """
-local window, with_req, with_tok = tonumber(ARGV[1]), ARGV[2] == '1', ARGV[3] == '1'
+#: KEYS: the bucket's pace, the bucket. ARGV: ms per unit (0: drop the pace), for how many ms, the
+#: limit's own ms per unit. As locally, the units the bucket is ahead by are kept, each as long as
+#: the new spacing, so the change applies to the next call in every process.
+PACE = _PRELUDE + _BUCKET + """
+local pace, ttl, base = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = now_ms()
-local added = 0
-for i = 4, #ARGV - 2, 3 do
-  local at = now - tonumber(ARGV[i + 1])
-  if at > now - window then
-    if with_req then redis.call('ZADD', KEYS[1], 'NX', at, ARGV[i]) end
-    if with_tok then
-      local amount = tonumber(ARGV[i + 2])
-      if amount > 0 and redis.call('ZADD', KEYS[2], 'NX', at, ARGV[i] .. ':' .. amount) == 1 then
-        redis.call('INCRBY', KEYS[3], amount)
-      end
-    end
-    added = added + 1
-  end
+local ahead = math.max(0, tat_of(KEYS[2]) - now) / spacing(base, KEYS[1])
+if pace <= 0 or ttl <= 0 then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', math.ceil(ttl))
 end
-local ttl = math.ceil(window + 1000)
-for k = 1, 3 do if redis.call('EXISTS', KEYS[k]) == 1 then redis.call('PEXPIRE', KEYS[k], ttl) end end
-return added
+if ahead > 0 then store(KEYS[2], now + ahead * spacing(base, KEYS[1]), now) end
+return 1
 """
 
 #: Block the endpoint for every process (a 429's Retry-After, or exhausted limit headers).

@@ -117,10 +117,11 @@ class SharedState:
         refresh_interval: Seconds this process reuses the circuit state and 429 cooldown it read,
             so a circuit opened elsewhere stops this process within about this long (plus one
             round trip). 0 reads Redis on every call.
-        window_margin: Seconds each admission counts beyond the 60 s window. The shared window is
-            exact on the Redis clock, but the provider counts arrivals, and from many hosts the
-            delay from admission to arrival varies (a cold connection, a busy host); the margin
-            absorbs that, at the cost of ``margin / 60`` of the limit. 0: exact admission times.
+        window_margin: Seconds added to each minute of the shared limits: the fleet paces at
+            ``limit`` per ``60 + margin`` seconds. The pacing is exact on the Redis clock, but
+            the provider counts arrivals, and from many hosts the delay from admission to arrival
+            varies (a cold connection, a busy host); the margin absorbs that, at the cost of
+            ``margin / 60`` of the limit. 0: pace at exactly the limit.
     """
 
     url: str
@@ -329,7 +330,7 @@ class RedisLink:
         """Queue a write that nobody waits for (reconcile, refund, cooldown, circuit change).
 
         Dropped while degraded: these are best effort, and the state they would correct is
-        rebuilt once Redis is back (windows fill again, circuits reopen on failures).
+        rebuilt once Redis is back (buckets refill, circuits reopen on failures).
         """
         if not self._healthy:
             self.dropped += 1
@@ -481,9 +482,10 @@ class Scope:
 
         endpoint = hashlib.sha256(base_url.encode()).hexdigest()[:12]  # no URL (or its secrets) in key names
         base = f"{link.config.key_prefix}:{{{provider}:{endpoint}}}"
-        self.requests = f"{base}:rl:req"
-        self.tokens = f"{base}:rl:tok"
-        self.token_sum = f"{base}:rl:tok:sum"
+        self.requests = f"{base}:rl:req:tat"  # GCRA buckets (strings: when each is full again)
+        self.tokens = f"{base}:rl:tok:tat"
+        self.request_pace = f"{base}:rl:req:pace"  # the provider's slower pace, while it lasts
+        self.token_pace = f"{base}:rl:tok:pace"
         self.cooldown = f"{base}:rl:cooldown"
         self.circuit = f"{base}:cb"
         self.probe = f"{base}:cb:probe"

@@ -1,78 +1,59 @@
 """The rate limiter of one endpoint shared by every process through Redis.
 
-Same semantics as the local :class:`~.ratelimit.RateLimiter`: exact rolling windows of
-requests and tokens, a token reservation reconciled with the reported usage and refunded on
-failure or cancellation, FIFO waiting, and :class:`RateLimitError` when a wait would pass the
-call's deadline. The window itself lives in Redis (``redis_scripts.ACQUIRE``, on the server's
-clock); within a process callers still queue FIFO, so one waiter per process polls Redis.
+Same semantics as the local :class:`~.ratelimit.RateLimiter`: GCRA buckets for requests and
+tokens with the same burst, a token reservation reconciled with the reported usage and refunded
+on failure or cancellation, FIFO waiting, and :class:`RateLimitError` when a wait would pass the
+call's deadline. The buckets live in Redis (``redis_scripts.ACQUIRE``, on the server's clock), so
+the fleet paces as one client; within a process callers still queue FIFO, so one waiter per
+process asks Redis. The provider's pace from its headers (``adapt_to_headers``) and 429
+cooldowns are written to Redis too, so every process slows down.
 
-Each process also keeps a local log of its own admissions. While Redis is unavailable that log
-is the limiter, at the process's share of each limit (``limit / processes``), so a process that
-used much of the fleet's limit just before Redis went away keeps waiting for it. When Redis
-returns, every process writes its last minute back (idempotently), so the shared windows count
-the calls made meanwhile, and are whole again even if Redis restarted empty.
+While Redis is unavailable each process paces itself at its share of each limit (``limit /
+processes``, burst included), on local buckets. A bucket is only "how far ahead of its rate the
+fleet is", at most one burst (plus one oversized token call), so losing it to an outage or a
+restart costs at most that: nothing needs writing back when Redis returns.
 ``max_concurrency`` stays per process.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-from collections import deque
-from collections.abc import Mapping
 from dataclasses import replace
 
 import anyio
 
 from ..errors import RateLimitError
 from .config import RateLimit
-from .ratelimit import WINDOW, Cooldown, Permit, RateLimiter, exhausted_for
+from .ratelimit import MAX_ROUNDS, WINDOW, Bucket, Cooldown, Permit, RateLimiter
+from .ratelimit_headers import Headroom
 from .shared import Scope, SharedUnavailable
 
 __all__ = ["SharedPermit", "SharedRateLimiter"]
 
-MAX_ROUNDS = 100_000  # waiting rounds per call; each sleeps, and the deadline bounds them in time
 MAX_SLEEP = 1.0  # the head of the queue asks Redis again at least this often (refunds free room early)
 DEGRADED_SLEEP = 0.25  # while degraded, look this often whether Redis is back (local checks cost nothing)
-SEED_CHUNK = 1_000  # admissions written back per script call after an outage
-
-
-class _Admission:
-    """One admitted call, as both logs know it."""
-
-    __slots__ = ("at", "member", "published", "token_entry")
-
-    def __init__(self, member: str, at: float, token_entry: list[float] | None, published: int | None) -> None:
-        self.member = member
-        self.at = at  # on the limiter's clock
-        self.token_entry = token_entry  # the local log's entry (what the call counts for now)
-        self.published = published  # tokens Redis counts for it; None: admitted while Redis was away
-
-    def tokens(self) -> int:
-        entry = self.token_entry
-        return int(entry[1]) if entry is not None and entry[2] else 0
+_WHY = {1: "requests", 2: "tokens", 3: "cooldown"}
 
 
 class SharedPermit(Permit):
-    """A :class:`Permit` whose reconcile and refund also reach the shared token log."""
+    """A :class:`Permit` whose reconcile and refund reach the bucket in Redis it was admitted by.
 
-    __slots__ = ("_admission", "_shared")
+    ``admitted_at`` is the Redis server's clock (ms) when the script admitted it.
+    """
 
-    def __init__(self, limiter: SharedRateLimiter, admission: _Admission | None, waited: float) -> None:
-        super().__init__(limiter, admission.token_entry if admission is not None else None, waited)
+    __slots__ = ("_shared", "admitted_at")
+
+    def __init__(self, limiter: SharedRateLimiter, counted: int, admitted_at: float | None = None) -> None:
+        super().__init__(limiter, None, counted)
         self._shared = limiter
-        self._admission = admission
+        self.admitted_at = admitted_at
 
-    def reconcile(self, used_tokens: int | None) -> None:
-        super().reconcile(used_tokens)
-        if used_tokens is not None and self._admission is not None:
-            self._shared.publish_tokens(self._admission, max(0, int(used_tokens)))
-
-    def refund(self) -> None:
-        super().refund()
-        if self._admission is not None:
-            self._shared.publish_tokens(self._admission, 0)
+    def _count(self, amount: int) -> None:
+        delta = amount - self.counted
+        super()._count(amount)
+        if delta:
+            self._shared.publish_tokens(delta)
 
 
 class SharedRateLimiter(RateLimiter):
@@ -83,22 +64,18 @@ class SharedRateLimiter(RateLimiter):
         config: The limits for the whole fleet.
         cooldown: This loop's 429 cooldown (set at once, before Redis hears of it).
         scope: The endpoint's keys and link.
-        window: Seconds of the rolling window (60; shorter only in tests). Each admission counts
-            for this plus ``SharedState.window_margin``.
+        period: Seconds a "per minute" limit is per (60; shorter only in tests). The fleet paces
+            at each limit per ``period + SharedState.window_margin``.
     """
 
     def __init__(self, name: str, config: RateLimit | None, cooldown: Cooldown, scope: Scope,
-                 window: float = WINDOW) -> None:
-        super().__init__(name, config, cooldown)
+                 period: float = WINDOW) -> None:
+        super().__init__(name, config, cooldown, period=period)
         self.fleet = config
         self.scope = scope
-        self.window = window + scope.link.config.window_margin
-        for log in (self.requests, self.tokens):
-            if log is not None:
-                log.period = window
+        self.fleet_period = period + scope.link.config.window_margin
         self._share = 1
-        self._recent: deque[_Admission] = deque()  # this process's admissions in the window
-        self._recoveries = scope.link.recoveries  # write the window back when the link recovers again
+        self._paced: dict[str, bool] = {}  # kinds whose pace this process last set in Redis
 
     @property
     def shared(self) -> bool:
@@ -112,25 +89,20 @@ class SharedRateLimiter(RateLimiter):
             RateLimitError: the wait would pass ``deadline``, or the call alone needs more tokens
                 than the per-minute limit. Never because Redis is unavailable.
         """
-        started = self.clock()
-        admission: _Admission | None = None
+        waits: dict[str, float] = {}
         if self.requests is None and self.tokens is None:
-            await self._wait_for_cooldown(started, deadline)
+            await self._wait_for_cooldown(deadline, waits)
+            permit: Permit = SharedPermit(self, 0)
         else:
-            with anyio.move_on_after(_remaining(deadline, started)) as scope:
-                await self._fifo.acquire()
-            if scope.cancelled_caught:
-                raise self._too_long(_remaining(deadline, started), deadline)
+            await self._queue(deadline, waits)
             try:
-                admission = await self._admit_in_turn(tokens, deadline)
+                permit = await self._admit_in_turn(tokens, deadline, waits)
             finally:
                 self._fifo.release()
-        permit = SharedPermit(self, admission, 0.0)
-        await self._take_slot(permit, deadline)
-        permit.waited = self.clock() - started
-        return permit
+        await self._take_slot(permit, deadline, waits)
+        return self._finish(permit, waits)
 
-    async def _wait_for_cooldown(self, started: float, deadline: float | None) -> None:
+    async def _wait_for_cooldown(self, deadline: float | None, waits: dict[str, float]) -> None:
         # No limits of our own: only a 429 cooldown, here or (as last read) anywhere in the fleet.
         for _ in range(MAX_ROUNDS):
             now = self.clock()
@@ -140,145 +112,126 @@ class SharedRateLimiter(RateLimiter):
                 wait = max(wait, status.cooldown_until - time.monotonic())  # the status keeps monotonic time
             if wait <= 0:
                 return
-            if deadline is not None and now + wait > deadline:
-                raise self._too_long(wait, deadline)
-            await anyio.sleep(min(wait, MAX_SLEEP))
+            await self._nap(wait, "cooldown", now, deadline, waits)
         raise self._gave_up()
 
-    async def _admit_in_turn(self, tokens: int, deadline: float | None) -> _Admission:
+    async def _admit_in_turn(self, tokens: int, deadline: float | None, waits: dict[str, float]) -> Permit:
         fleet_tokens = self.fleet.tokens_per_minute if self.fleet else None
         for _ in range(MAX_ROUNDS):
             now = self.clock()
-            wait = self.cooldown.remaining(now)
+            wait, reason = self.cooldown.remaining(now), "cooldown"
             if wait <= 0:
                 if fleet_tokens is not None and tokens > fleet_tokens:
-                    wait = math.inf
+                    wait, reason = math.inf, "tokens"
                 else:
-                    admission, wait = await self._try(tokens, now)
-                    if admission is not None:
-                        return admission
+                    permit, wait, reason = await self._try(tokens, now)
+                    if permit is not None:
+                        return permit
             if math.isinf(wait):
                 raise RateLimitError(
                     f"a call needing ~{tokens} tokens can never fit tokens_per_minute={fleet_tokens}; lower "
                     "max_tokens or raise the limit", provider=self.name, retryable=False, code="local_rate_limit")
-            if deadline is not None and now + wait > deadline:
-                raise self._too_long(wait, deadline)
-            await anyio.sleep(min(wait, MAX_SLEEP if self.scope.link.healthy else DEGRADED_SLEEP))
+            await self._nap(wait, reason, now, deadline, waits)
         raise self._gave_up()
 
-    async def _try(self, tokens: int, now: float) -> tuple[_Admission | None, float]:
-        """Admit now (in Redis, or locally while it is away), or say how long to wait."""
+    async def _nap(self, wait: float, reason: str, now: float, deadline: float | None,
+                   waits: dict[str, float]) -> None:
+        """Sleep towards ``wait`` (briefly: Redis may free room earlier), unless it passes the deadline."""
+        if deadline is not None and now + wait > deadline:
+            raise self._too_long(wait, deadline)
+        self._holding = reason
+        await anyio.sleep(min(wait, MAX_SLEEP if self.scope.link.healthy else DEGRADED_SLEEP))
+        waits[reason] = waits.get(reason, 0.0) + (self.clock() - now)
+
+    async def _try(self, tokens: int, now: float) -> tuple[Permit | None, float, str]:
+        """Admit now (in Redis, or locally while it is away), or say how long to wait and for what."""
         scope, link = self.scope, self.scope.link
         if link.available():
-            member = link.new_id()
             try:
-                if link.recoveries != self._recoveries:
-                    await self._write_back()
                 reply = await link.run(link.script(
-                    "ACQUIRE", [scope.requests, scope.tokens, scope.token_sum, scope.cooldown, scope.processes],
-                    [self._limit("requests_per_minute"), self._limit("tokens_per_minute"), tokens, member,
-                     round(self.window * 1000), link.process_id]))
+                    "ACQUIRE", [scope.requests, scope.tokens, scope.cooldown, scope.processes, scope.request_pace,
+                                scope.token_pace],
+                    [*self._fleet_bucket("requests_per_minute", "request_capacity"),
+                     *self._fleet_bucket("tokens_per_minute", "token_capacity"),
+                     self._limit("tokens_per_minute"), tokens, link.process_id]))
             except SharedUnavailable:
                 pass  # degraded from here on: the local share below decides
             else:
-                if link.recoveries != self._recoveries:  # this very call found Redis back
-                    with contextlib.suppress(SharedUnavailable):  # (if not now, on the next call)
-                        await self._write_back()
                 code, value = int(reply[0]), float(reply[1])
                 scope.processes_seen = max(1, int(reply[2]))
                 if code == 1:
-                    return self._record(member, tokens, self.clock(), published=tokens), 0.0
-                return None, (math.inf if code == -1 else value / 1000)
-        self._rescale()
-        amount = min(tokens, self.tokens.limit) if self.tokens is not None else 0  # a big call still fits, alone
-        wait = 0.0
-        if self.requests is not None:
-            wait = max(wait, self.requests.wait_time(1, now))
-        if self.tokens is not None:
-            wait = max(wait, self.tokens.wait_time(amount, now))
+                    return SharedPermit(self, tokens if self.tokens is not None else 0, value), 0.0, ""
+                return None, (math.inf if code == -1 else value / 1000), _WHY.get(int(reply[3]), "requests")
+        self._rescale(now)
+        amount = min(tokens, int(self.tokens.limit)) if self.tokens is not None else 0  # a big call still fits, alone
+        wait, reason = self._wait(amount, now)
         if wait > 0:
-            return None, wait
-        return self._record(link.new_id(), amount, now, published=None), 0.0
-
-    def _record(self, member: str, tokens: int, now: float, *, published: int | None) -> _Admission:
-        # The local log holds every admission of this process, shared or not (see the module doc).
-        token_entry = None
+            return None, wait, reason
         if self.requests is not None:
-            self.requests.trim(now)
-            self.requests.add(1, now)
+            self.requests.take(1, now)
         if self.tokens is not None:
-            self.tokens.trim(now)
-            token_entry = self.tokens.add(tokens, now)
-        recent = self._recent
-        while recent and now - recent[0].at >= self.window:
-            recent.popleft()
-        admission = _Admission(member, now, token_entry, published if self.tokens is not None else None)
-        recent.append(admission)
-        return admission
+            self.tokens.take(amount, now)
+        return Permit(self, self.tokens, amount if self.tokens is not None else 0), 0.0, ""
 
-    async def _write_back(self) -> None:
-        """After an outage, put this process's last minute into the shared log (``ZADD NX``:
-        what Redis still has is kept once), so the fleet's windows count every call again."""
-        link, scope = self.scope.link, self.scope
-        recoveries = link.recoveries
-        now = self.clock()
-        fresh = [a for a in self._recent if now - a.at < self.window]
-        for start in range(0, len(fresh), SEED_CHUNK):
-            args: list[object] = [round(self.window * 1000), int(self.requests is not None),
-                                  int(self.tokens is not None)]
-            for admission in fresh[start:start + SEED_CHUNK]:
-                args += [admission.member, max(0, round((now - admission.at) * 1000)), admission.tokens()]
-            await link.run(link.script("SEED", [scope.requests, scope.tokens, scope.token_sum], args))
-        for admission in fresh:
-            if self.tokens is not None:
-                admission.published = admission.tokens()
-        self._recoveries = recoveries
+    def _fleet_bucket(self, limit: str, capacity: str) -> tuple[float, int]:
+        """(ms per unit, capacity) of a fleet bucket for the script; (0, 0) when there is no such limit."""
+        per_minute = self._limit(limit)
+        if not per_minute or self.fleet is None:
+            return 0.0, 0
+        return self.fleet_period * 1000 / per_minute, min(getattr(self.fleet, capacity), per_minute)
 
-    def publish_tokens(self, admission: _Admission, amount: int) -> None:
-        """Count ``amount`` tokens for an admitted call in Redis too (reconcile or refund)."""
-        if self.tokens is None or admission.published is None or admission.published == amount:
-            return  # not in Redis yet: the write-back sends the local log's current amount
-        previous, admission.published = admission.published, amount
+    def publish_tokens(self, delta: int) -> None:
+        """Count ``delta`` more tokens for an admitted call in Redis (reconcile or refund)."""
+        if self.tokens is None:
+            return
         link, scope = self.scope.link, self.scope
-        link.fire(link.script("ADJUST", [scope.tokens, scope.token_sum], [admission.member, previous, amount]))
+        ms_per_token, _ = self._fleet_bucket("tokens_per_minute", "token_capacity")
+        link.fire(link.script("ADJUST", [scope.tokens, scope.token_pace], [ms_per_token, delta]))
 
     def _limit(self, name: str) -> int:
         value = getattr(self.fleet, name) if self.fleet is not None else None
         return int(value or 0)
 
-    def _rescale(self) -> None:
-        """Set the local logs to this process's share of each limit (processes seen or expected)."""
+    def _rescale(self, now: float) -> None:
+        """Set the local buckets to this process's share of each limit (processes seen or expected)."""
         share = self.scope.share()
         if share == self._share or self.fleet is None:
             return
         self._share = share
-        if self.requests is not None and self.fleet.requests_per_minute:
-            self.requests.limit = max(1, self.fleet.requests_per_minute // share)
-        if self.tokens is not None and self.fleet.tokens_per_minute:
-            self.tokens.limit = max(1, self.fleet.tokens_per_minute // share)
+        for bucket, limit, capacity in ((self.requests, self.fleet.requests_per_minute, self.fleet.request_capacity),
+                                        (self.tokens, self.fleet.tokens_per_minute, self.fleet.token_capacity)):
+            if bucket is not None and limit:
+                bucket.rescale(max(1, limit // share), max(1, capacity // share), now, self.period)
 
     def local_limits(self) -> RateLimit | None:
         """The limits this process applies while Redis is unavailable."""
         if self.fleet is None:
             return None
-        self._rescale()
-        return replace(self.fleet, requests_per_minute=self.requests.limit if self.requests else None,
-                       tokens_per_minute=self.tokens.limit if self.tokens else None)
+        self._rescale(self.clock())
+        requests, tokens = self.requests, self.tokens
+        return replace(self.fleet, requests_per_minute=int(requests.limit) if requests else None,
+                       tokens_per_minute=int(tokens.limit) if tokens else None,
+                       burst=int(requests.capacity) if requests else self.fleet.burst,
+                       token_burst=int(tokens.capacity) if tokens else None)
+
+    # -- what the provider says ------------------------------------------------------------------
 
     def note_retry_after(self, seconds: float) -> None:
         """Pause the endpoint here at once, and in every process through Redis."""
         super().note_retry_after(seconds)
         self.scope.publish_cooldown(seconds)
 
-    def observe_headers(self, headers: Mapping[str, str]) -> None:
-        seconds = exhausted_for(headers)
-        if seconds:
-            self.note_retry_after(seconds)
-
-    def _gave_up(self) -> RateLimitError:
-        return RateLimitError(f"gave up waiting for the rate limit of {self.name} after {MAX_ROUNDS} rounds",
-                              provider=self.name, retryable=False, code="local_rate_limit")
-
-
-def _remaining(deadline: float | None, now: float) -> float:
-    return math.inf if deadline is None else max(0.0, deadline - now)
+    def _pace(self, seen: Headroom, bucket: Bucket, now: float) -> bool:
+        """Pace here, and in Redis for every process; a pace this process set is dropped when the
+        provider says there is room again (one write per change, not one per response)."""
+        slowed = super()._pace(seen, bucket, now)
+        scope, link = self.scope, self.scope.link
+        keys = [scope.request_pace, scope.requests] if seen.kind == "requests" else [scope.token_pace, scope.tokens]
+        base, _ = (self._fleet_bucket("requests_per_minute", "request_capacity") if seen.kind == "requests"
+                   else self._fleet_bucket("tokens_per_minute", "token_capacity"))
+        if slowed:
+            self._paced[seen.kind] = True
+            link.fire(link.script("PACE", keys, [round(seen.interval * 1000, 3), round(seen.reset * 1000), base]))
+        elif self._paced.pop(seen.kind, False):
+            link.fire(link.script("PACE", keys, [0, 0, base]))
+        return slowed

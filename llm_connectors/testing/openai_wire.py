@@ -1,6 +1,6 @@
 """A fake OpenAI-compatible provider for :class:`~llm_connectors.testing.FakeServer`.
 
-It answers ``/chat/completions`` (JSON or SSE), ``/embeddings`` and ``/models`` in OpenAI's
+It answers ``/chat/completions`` and ``/responses`` (JSON or SSE), ``/embeddings`` and ``/models`` in OpenAI's
 wire format (WIRE.md §2) with deterministic content, and replays scripted replies first, so a
 test can inject a 429 or a broken stream and then see the normal answer.
 """
@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from ..types import ToolCall
 from .kit import Finish, WireKit
+from .openai_responses_answers import responses_json, responses_sse_events
 from .server import Reply, Request
 
 __all__ = ["OpenAIFake", "OpenAIWireKit", "openai_chat_json", "openai_sse_events", "sse"]
@@ -96,6 +97,8 @@ class OpenAIFake:
         path = request.path[len(self.prefix):] if request.path.startswith(self.prefix) else request.path
         if path == "/chat/completions" and request.method == "POST":
             return self.chat(request.json())
+        if path == "/responses" and request.method == "POST":
+            return self.responses(request.json())
         if path == "/embeddings" and request.method == "POST":
             return self.embeddings(request.json())
         if path == "/models" and request.method == "GET":
@@ -115,6 +118,13 @@ class OpenAIFake:
             include = bool((body.get("stream_options") or {}).get("include_usage"))
             return Reply.sse(openai_sse_events(self.words(), model=model, include_usage=include))
         return Reply.json(openai_chat_json(self.text, model=model))
+
+    def responses(self, body: dict[str, Any]) -> Reply:
+        """The Responses API (``/responses``): the same text, as a response or its event stream."""
+        model = body.get("model", "fake-model")
+        if body.get("stream"):
+            return Reply.sse(responses_sse_events(self.words(), model=model))
+        return Reply.json(responses_json(self.text, model=model))
 
     def embeddings(self, body: dict[str, Any]) -> Reply:
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]

@@ -4,7 +4,9 @@ Both take raw bytes exactly as the network delivers them, in any split, and retu
 events. Lines end at CR, LF or CRLF (never at U+2028 and friends, which ``str.splitlines``
 would split on); a CRLF pair split across two reads is one line end; UTF-8 is decoded per
 complete line, so a character straddling two reads is intact. Sizes are capped so a hostile
-or broken server cannot exhaust memory (RELIABILITY.md §6.6).
+or broken server cannot exhaust memory (RELIABILITY.md §6.6): one line, and one SSE event's
+data, may not exceed ``max_bytes`` — by default the non-streaming body cap, so an answer that
+parses whole parses streamed too (Ollama and Mistral send a tool call whole in one line).
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from typing import Any, NamedTuple
 from ..errors import ProtocolError
 from . import jsonio as _json
 
-MAX_LINE_BYTES = 1 << 20  # 1 MiB
-MAX_EVENT_BYTES = 4 << 20  # 4 MiB
+#: The default bound on one stream line and one event (and, in ``http/``, on a non-streaming body).
+MAX_MESSAGE_BYTES = 32 << 20  # 32 MiB
+MAX_LINE_BYTES = MAX_MESSAGE_BYTES
+MAX_EVENT_BYTES = MAX_MESSAGE_BYTES
 _BOM = "\ufeff"
 
 
@@ -28,12 +32,16 @@ class SSEEvent(NamedTuple):
 
 
 class _LineSplitter:
-    """Splits a byte stream into complete lines on CR, LF or CRLF."""
+    """Splits a byte stream into complete lines on CR, LF or CRLF.
+
+    A line still open grows in a ``bytearray`` (amortised appends), so a long line arriving in
+    many reads costs linear time, not a copy of the whole line per read.
+    """
 
     __slots__ = ("_buf", "_skip_lf", "max_line")
 
     def __init__(self, max_line: int) -> None:
-        self._buf = b""
+        self._buf = bytearray()  # the open line
         self._skip_lf = False
         self.max_line = max_line
 
@@ -42,7 +50,18 @@ class _LineSplitter:
             self._skip_lf = False
             if data[:1] == b"\n":
                 data = data[1:]
-        buf = self._buf + data if self._buf else data
+        pending = self._buf
+        if b"\n" not in data and b"\r" not in data:  # the open line grows (or nothing came)
+            pending += data
+            if len(pending) > self.max_line:
+                raise ProtocolError(f"stream line longer than {self.max_line} bytes")
+            return []
+        if pending:
+            pending += data
+            buf = bytes(pending)
+            pending.clear()
+        else:
+            buf = data
         if b"\r" in buf:
             if buf[-1:] == b"\r":
                 # The LF that may follow belongs to this line end, not to a new empty line.
@@ -50,14 +69,14 @@ class _LineSplitter:
             buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         lines = buf.split(b"\n")
         rest = lines.pop()
-        if len(rest) > self.max_line:
+        if len(buf) > self.max_line and max(len(rest), *map(len, lines)) > self.max_line:
             raise ProtocolError(f"stream line longer than {self.max_line} bytes")
-        self._buf = rest
+        pending += rest
         return lines
 
     @property
     def pending(self) -> bytes:
-        return self._buf
+        return bytes(self._buf)
 
 
 class SSEDecoder:
@@ -67,10 +86,11 @@ class SSEDecoder:
     stream did not end in the middle of an event (a cut stream is an error, not an end).
     """
 
-    __slots__ = ("_data", "_data_size", "_event", "_id", "_lines", "_started")
+    __slots__ = ("_data", "_data_size", "_event", "_id", "_lines", "_max_event", "_started")
 
-    def __init__(self, *, max_line: int = MAX_LINE_BYTES) -> None:
+    def __init__(self, *, max_line: int = MAX_LINE_BYTES, max_event: int | None = None) -> None:
         self._lines = _LineSplitter(max_line)
+        self._max_event = max_line if max_event is None else max_event
         self._event = ""
         self._data: list[str] = []
         self._data_size = 0
@@ -94,8 +114,8 @@ class SSEDecoder:
             if line.startswith("data: "):  # nearly every line: skip the general field parsing below
                 value = line[6:]
                 self._data_size += len(value) + 1
-                if self._data_size > MAX_EVENT_BYTES:
-                    raise ProtocolError(f"stream event larger than {MAX_EVENT_BYTES} bytes")
+                if self._data_size > self._max_event:
+                    raise ProtocolError(f"stream event larger than {self._max_event} bytes")
                 self._data.append(value)
                 continue
             if not line:
@@ -112,8 +132,8 @@ class SSEDecoder:
                 value = value[1:]
             if field == "data":
                 self._data_size += len(value) + 1
-                if self._data_size > MAX_EVENT_BYTES:
-                    raise ProtocolError(f"stream event larger than {MAX_EVENT_BYTES} bytes")
+                if self._data_size > self._max_event:
+                    raise ProtocolError(f"stream event larger than {self._max_event} bytes")
                 self._data.append(value)
             elif field == "event":
                 self._event = value

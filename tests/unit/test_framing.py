@@ -86,11 +86,35 @@ def test_line_and_event_size_limits() -> None:
     decoder = SSEDecoder(max_line=1024)
     with pytest.raises(ProtocolError, match="longer than 1024"):
         decoder.feed(b"data: " + b"x" * 2000)
-    decoder = SSEDecoder()
+    decoder = SSEDecoder(max_line=4 << 20)
     line = b"data: " + b"y" * 1000 + b"\n"
     with pytest.raises(ProtocolError, match="larger than"):
-        for _ in range(5000):  # 5 MB of data lines in one event > the 4 MiB cap
+        for _ in range(5000):  # 5 MB of data lines in one event > the 4 MiB bound
             decoder.feed(line)
+
+
+def test_line_bound_holds_however_the_line_arrives() -> None:
+    # In one read, growing read by read with no line end yet, and completed in the read that ends it.
+    for reads in ([b"data: " + b"x" * 2000 + b"\n\n"], [b"data: ", b"x" * 1000, b"x" * 1000],
+                  [b"data: " + b"x" * 900, b"x" * 900 + b"\n\n"]):
+        decoder = SSEDecoder(max_line=1024)
+        with pytest.raises(ProtocolError, match="longer than 1024"):
+            for piece in reads:
+                decoder.feed(piece)
+    with pytest.raises(ProtocolError, match="longer than 1024"):
+        NDJSONDecoder(max_line=1024).feed(b"[" + b"1," * 600)
+
+
+def test_default_bound_is_the_non_streaming_body_cap() -> None:
+    from llm_connectors.http.settings import MAX_BODY_BYTES
+    from llm_connectors.wire.framing import MAX_EVENT_BYTES, MAX_LINE_BYTES
+
+    assert MAX_LINE_BYTES == MAX_EVENT_BYTES == MAX_BODY_BYTES == 32 << 20
+    # A 2 MB line (a tool call's arguments, sent whole) in 4 KiB reads: one line, read in linear time.
+    payload = b'{"a":"' + b"z" * (2 << 20) + b'"}\n'
+    decoder = NDJSONDecoder()
+    out = [obj for start in range(0, len(payload), 4096) for obj in decoder.feed(payload[start:start + 4096])]
+    assert out == [{"a": "z" * (2 << 20)}]
 
 
 def test_invalid_utf8_is_a_protocol_error() -> None:
