@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # for type checkers: `X as X` re-exports; at run time _LAZY b
     from . import errors as errors
     from ._secrets import Secret as Secret
     from .base import BaseConnector as BaseConnector
+    from .batches import BatchCounts as BatchCounts, BatchJob as BatchJob
     from .catalog import models as models, register_model as register_model
     from .definition import (
         AuthSpec as AuthSpec,
@@ -122,6 +123,8 @@ _LAZY: dict[str, str] = {
     "Hooks": ".hooks",
     "InsecureTLSWarning": ".errors",
     "ModelDeprecationWarning": ".errors",
+    "BatchCounts": ".batches",
+    "BatchJob": ".batches",
     "TokenCount": ".types",
     "InvalidRequestError": ".errors",
     "LLMConnectorError": ".errors",

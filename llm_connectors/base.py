@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
@@ -22,6 +22,7 @@ from . import catalog
 from ._batch import BatchItem, BatchResult, ProgressCallback, run_chat_batch
 from ._env import settings_from_env
 from ._secrets import Secret
+from .batches import BatchClient, BatchJob, BatchTranslator, prepare_items
 from .catalog import checks as catalog_checks
 from .definition import RESERVED_OPTIONS, Capability, ServiceDefinition, unknown_option_error
 from .errors import (
@@ -32,8 +33,9 @@ from .errors import (
 )
 from .http.config import HTTPConfig
 from .http.credentials import Credentials, KeySource
+from .http.log_scrub import watch_logs_for
 from .http.sender import HTTPSender
-from .http.settings import Timeouts, warn_unverified
+from .http.settings import MAX_TIMEOUT, Timeouts, warn_unverified
 from .ids import check_provider_ids, is_provider_id
 from .json_values import INT64_MAX, check_json_value, check_text
 from .options import CALL_OPTIONS, HTTP_OPTIONS, REQUEST_OPTIONS, ConnectorOptions
@@ -54,7 +56,6 @@ __all__ = ["BaseConnector"]
 logger = logging.getLogger("llm_connectors")
 T = TypeVar("T")
 C = TypeVar("C", bound="BaseConnector")
-_MAX_TIMEOUT = 7 * 24 * 3600.0  # a week: anything longer is a mistake, and inf would disarm every deadline
 Req = TypeVar("Req", ChatRequest, EmbeddingRequest)
 MAX_MODEL_PAGES = 100
 _RULE_CACHE_SIZE = 256
@@ -130,6 +131,10 @@ class BaseConnector(abc.ABC):
                  provider_id: str | None = None, **options: Unpack[ConnectorOptions]) -> None:
         definition = self.definition
         self.provider: str = provider_id or definition.id
+        for name, given in (("default_model", default_model), ("default_embedding_model", default_embedding_model)):
+            if given is not None and (not isinstance(given, str) or not given.strip()):
+                raise ConfigurationError(f"{name} must be a model id (a non-empty string), got {str(given)[:40]!r}",
+                                         provider=provider_id or definition.id)
         self.default_model = default_model or definition.default_model
         self.default_embedding_model = default_embedding_model or definition.default_embedding_model
         self._credentials = Credentials(api_key, provider=self.provider)
@@ -155,6 +160,7 @@ class BaseConnector(abc.ABC):
         self._pipeline = CallPipeline.build(self.provider, self.base_url, credential=self._credentials.fingerprint,
                                             **call_options)
         self._sender = HTTPSender(self, http, self._credentials, observe_headers=self._pipeline.header_observer())
+        watch_logs_for(self)  # httpcore logs response heads verbatim: a key echoed in one is cut out
         if not http.tls.verifies:  # last, so a connector that failed validation never warns
             warn_unverified(self.provider)
 
@@ -305,6 +311,41 @@ class BaseConnector(abc.ABC):
         typed error instead of a response. ``on_progress(done, total)`` is called after each item.
         """
         return await run_chat_batch(self, requests, concurrency=concurrency, on_progress=on_progress)
+
+    # -- provider batch jobs (batches.py; a connector with a batch API returns its translator) ---
+
+    def batch_translator(self) -> BatchTranslator | None:
+        """The provider's batch API as a translator, or ``None`` where it has none."""
+        return None
+
+    async def submit_batch(self, items: Iterable[Mapping[str, Any]]) -> BatchJob:
+        """Submit many chats as one provider batch job (about half price, results within 24 h).
+
+        Each item is a dict with ``custom_id``, ``messages``, optionally ``model``, and any option of
+        :meth:`generate_chat`. Every item is validated and its body built before anything is sent.
+        Raises :class:`UnsupportedCapabilityError` (before I/O) where the provider has no batch API.
+        """
+        client = self._batch_client()
+        prepared = prepare_items(items, client.translator, self.provider,
+                                 lambda model, messages, options: self.prepare_chat(model, messages, options,
+                                                                                     stream=False),
+                                 self._chat_wire)
+        return await client.submit(prepared)
+
+    async def get_batch(self, batch_id: str) -> BatchJob:
+        """The job with this id, e.g. submitted by another process."""
+        return await self._batch_client().get(batch_id)
+
+    def list_batches(self) -> AsyncIterator[BatchJob]:
+        """The provider's batch jobs, newest first, page by page."""
+        return self._batch_client().iterate()
+
+    def _batch_client(self) -> BatchClient:
+        translator = self.batch_translator()
+        if translator is None:
+            raise self._unsupported("batches", "provider batch jobs")
+        return BatchClient(self.provider, translator, self._sender, self.timeouts.total,
+                           catalog_id=self.definition.id)
 
     async def list_models(self) -> list[ModelInfo]:
         """Every model the provider lists (all pages); cached briefly when the cache is on."""
@@ -531,9 +572,9 @@ class BaseConnector(abc.ABC):
             elif name == "drop_params":
                 drop = _flag(value, "option 'drop_params'", self.provider)
             elif name == "timeout":
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < _MAX_TIMEOUT:
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < MAX_TIMEOUT:
                     raise InvalidRequestError(f"option 'timeout' must be a positive, finite number of seconds "
-                                              f"(under {_MAX_TIMEOUT:g}), got {value!r}", provider=self.provider)
+                                              f"(under {MAX_TIMEOUT:g}), got {value!r}", provider=self.provider)
                 timeout = float(value)
             elif name == "extra":
                 if not isinstance(value, Mapping):

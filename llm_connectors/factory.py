@@ -32,7 +32,7 @@ __all__ = ["DEFAULT_AUTO_ORDER", "Connector", "ConnectorHandle", "get_connector"
 #: Either kind of connector ``get_connector`` returns.
 Connector = BaseConnector | FallbackConnector
 
-DEFAULT_AUTO_ORDER = ("claude", "openai", "mistral", "ollama")
+DEFAULT_AUTO_ORDER = ("claude", "openai", "mistral", "ollama", "gemini")
 PROBE_TIMEOUT = 0.5  # seconds an "auto" reachability probe may take
 PROBE_TTL = 30.0  # seconds a probe result is reused
 
@@ -213,7 +213,7 @@ def _provider_overrides(value: Any) -> dict[str, dict[str, Any]]:
 # -- "auto" ---------------------------------------------------------------------------------------
 
 def auto_order() -> list[str]:
-    """The providers ``auto`` tries when ``LLM_CONNECTORS_PROVIDERS`` is unset: the built-in four, then
+    """The providers ``auto`` tries when ``LLM_CONNECTORS_PROVIDERS`` is unset: the built-in five (Gemini last), then
     the presets in table order (cloud ones count with their key set, local ones when a probe finds
     them), then the in-process model when it is installed."""
     from .connectors.presets import PRESETS

@@ -9,7 +9,7 @@ with the delivered text, so no text is ever delivered twice.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from types import TracebackType
 from typing import Any, TypeVar
@@ -18,6 +18,7 @@ import anyio
 
 from ._batch import BatchItem, BatchResult, ProgressCallback, run_chat_batch
 from .base import BaseConnector
+from .batches import BatchJob
 from .definition import Capability, ServiceDefinition
 from .errors import (
     AllProvidersFailedError,
@@ -96,6 +97,26 @@ class FallbackConnector:
                                   on_progress: ProgressCallback | None = None) -> list[BatchResult]:
         """Run many chats through the chain, in order, with per-item errors (see BaseConnector)."""
         return await run_chat_batch(self, requests, concurrency=concurrency, on_progress=on_progress)
+
+    async def submit_batch(self, items: Iterable[Mapping[str, Any]]) -> BatchJob:
+        """Submit to the first member with a provider batch API (a job runs at one provider)."""
+        return await self._batch_member().submit_batch(items)
+
+    async def get_batch(self, batch_id: str) -> BatchJob:
+        """A job of the first member with a provider batch API."""
+        return await self._batch_member().get_batch(batch_id)
+
+    def list_batches(self) -> AsyncIterator[BatchJob]:
+        """The jobs of the first member with a provider batch API."""
+        return self._batch_member().list_batches()
+
+    def _batch_member(self) -> BaseConnector:
+        for member in self.members:
+            if member.batch_translator() is not None:
+                return member
+        raise UnsupportedCapabilityError(
+            "no member of this chain has a provider batch API (Claude, OpenAI and Mistral do): "
+            f"{', '.join(m.provider for m in self.members)}", provider=self.provider)
 
     async def list_models(self) -> list[ModelInfo]:
         """Every member's models, with ids as ``"provider:model"`` so they route on this chain."""

@@ -26,6 +26,7 @@ __all__ = [
 #: Built-ins by import path, so `import llm_connectors` imports no provider module.
 BUILTINS: dict[str, str] = {
     "claude": "llm_connectors.connectors.claude:ClaudeConnector",
+    "gemini": "llm_connectors.connectors.gemini:GeminiConnector",
     "local": "llm_connectors.connectors.local:LocalConnector",
     "mistral": "llm_connectors.connectors.mistral:MistralConnector",
     "ollama": "llm_connectors.connectors.ollama:OllamaConnector",

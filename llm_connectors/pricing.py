@@ -57,13 +57,20 @@ def price_for(provider: str, model: str) -> Price | None:
     return info.price if info is not None else None
 
 
-def estimate_cost(provider: str, model: str, usage: Usage | None) -> float | None:
-    """Estimated USD cost of one call, or ``None`` when the price or the usage is unknown."""
+def estimate_cost(provider: str, model: str, usage: Usage | None, *, batch: bool = False) -> float | None:
+    """Estimated USD cost of one call, or ``None`` when the price or the usage is unknown.
+
+    ``batch=True`` prices a provider batch job's result: ``Price.batch_input`` / ``batch_output``
+    (each the standard price where not given), cache reads and writes cut in the same proportion
+    as input (the batch discount stacks with caching).
+    """
     if usage is None or (usage.input_tokens is None and usage.output_tokens is None):
         return None
     price = price_for(provider, model)
     if price is None:
         return None
+    if batch:
+        price = _batch_price(price)
     cache_read = usage.cache_read_tokens or 0
     cache_write = usage.cache_write_tokens or 0
     plain_input = max(0, (usage.input_tokens or 0) - cache_read - cache_write)
@@ -72,3 +79,11 @@ def estimate_cost(provider: str, model: str, usage: Usage | None) -> float | Non
              + cache_write * (price.input if price.cache_write is None else price.cache_write)
              + (usage.output_tokens or 0) * price.output)
     return total / 1_000_000
+
+
+def _batch_price(price: Price) -> Price:
+    batch_input = price.input if price.batch_input is None else price.batch_input
+    ratio = batch_input / price.input if price.input else 1.0
+    return Price(batch_input, price.output if price.batch_output is None else price.batch_output,
+                 None if price.cache_read is None else price.cache_read * ratio,
+                 None if price.cache_write is None else price.cache_write * ratio)

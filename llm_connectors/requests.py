@@ -62,3 +62,6 @@ class HTTPRequest:
     json: Any = None
     params: dict[str, str] | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    #: A body that is not JSON (a multipart file upload), sent as given when ``json`` is ``None``;
+    #: ``headers`` carry its content type.
+    content: bytes | None = None

@@ -46,15 +46,16 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
 import anyio
 from anyio.from_thread import BlockingPortal
 
+from .batches import BatchJob
 from .definition import ServiceDefinition
-from .errors import ConfigurationError
+from .errors import ConfigurationError, LLMConnectorError
 from .factory import Connector, ConnectorHandle, get_connector as _get_async_connector
 from .stream import ChatStream
 from .types import ChatChunk, ChatResponse, EmbeddingResponse, MessageInput, ModelInfo, TokenCount
@@ -415,6 +416,22 @@ class SyncConnector:
         """Every model the provider lists (on a chain: ``"provider:model"`` ids)."""
         return _runner.run(self._connector.list_models, self._generation)
 
+    def submit_batch(self, items: Iterable[Mapping[str, Any]]) -> SyncBatchJob:
+        """Submit a provider batch job (see ``BaseConnector.submit_batch``)."""
+        connector = self._connector
+        return SyncBatchJob(_runner.run(lambda: connector.submit_batch(items), self._generation), self._generation)
+
+    def get_batch(self, batch_id: str) -> SyncBatchJob:
+        """Resume a provider batch job from its id."""
+        connector = self._connector
+        return SyncBatchJob(_runner.run(lambda: connector.get_batch(batch_id), self._generation), self._generation)
+
+    def list_batches(self) -> Iterator[SyncBatchJob]:
+        """The provider's batch jobs, page by page."""
+        jobs = _runner.run_sync(self._connector.list_batches, self._generation)  # raises here where unsupported
+        for job in _iterate(jobs, self._generation):
+            yield SyncBatchJob(job, self._generation)
+
     def health_check(self, timeout: float | None = None) -> bool:
         """True when the provider answers within ``timeout`` seconds (default 10); never raises."""
         connector = self._connector
@@ -445,6 +462,63 @@ class SyncConnector:
 
     def __repr__(self) -> str:
         return f"<SyncConnector {self._connector!r}>"
+
+
+class SyncBatchJob:
+    """A provider batch job with plain methods; wraps a :class:`~llm_connectors.batches.BatchJob`."""
+
+    __slots__ = ("_generation", "job")
+
+    def __init__(self, job: BatchJob, generation: int) -> None:
+        self.job = job
+        self._generation = generation
+
+    id = property(lambda self: self.job.id)
+    provider = property(lambda self: self.job.provider)
+    status = property(lambda self: self.job.status)
+    counts = property(lambda self: self.job.counts)
+    done = property(lambda self: self.job.done)
+    estimated_cost = property(lambda self: self.job.estimated_cost)
+
+    def refresh(self) -> SyncBatchJob:
+        _runner.run(self.job.refresh, self._generation)
+        return self
+
+    def cancel(self) -> SyncBatchJob:
+        _runner.run(self.job.cancel, self._generation)
+        return self
+
+    def wait(self, *, poll_interval: float = 30.0, timeout: float | None = None,
+             on_progress: Callable[[BatchJob], Any] | None = None) -> SyncBatchJob:
+        """Poll until the job ends (``on_progress`` runs on the connector's loop thread)."""
+        job = self.job
+        _runner.run(lambda: job.wait(poll_interval=poll_interval, timeout=timeout, on_progress=on_progress),
+                    self._generation)
+        return self
+
+    def results(self) -> Iterator[tuple[str, ChatResponse | LLMConnectorError]]:
+        """``(custom_id, ChatResponse or typed error)`` per item, streamed from the results file."""
+        return _iterate(self.job.results(), self._generation)
+
+    def __repr__(self) -> str:
+        return repr(self.job).replace("<BatchJob", "<SyncBatchJob", 1)
+
+
+def _iterate(agen: AsyncIterator[T], generation: int) -> Iterator[T]:
+    """An async iterator stepped on the background loop; closed there if the caller stops early."""
+    finished = False
+    try:
+        while True:
+            try:
+                item = _runner.run(agen.__anext__, generation)
+            except StopAsyncIteration:
+                finished = True
+                return
+            yield item
+    finally:
+        close = getattr(agen, "aclose", None)
+        if not finished and close is not None:
+            _runner.spawn_detached(close, generation)
 
 
 class SyncChatStream:

@@ -33,9 +33,10 @@ CAPTURES: dict[str, tuple[str, str, dict[str, str]]] = {
     "openai": ("openai", "capture.py", {}),
     "mistralai": ("mistral", "capture.py", {}),
     "ollama": ("ollama", "capture.py", {}),
+    "google-genai": ("gemini", "capture.py", {}),
 }
 EXTRA_TOOLS = ("respx",)  # the ollama capture mocks its client with respx
-SCRUBBED = ("ANTHROPIC_", "OPENAI_", "MISTRAL_", "OLLAMA_")
+SCRUBBED = ("ANTHROPIC_", "OPENAI_", "MISTRAL_", "OLLAMA_", "GEMINI_", "GOOGLE_")
 
 
 def pins() -> dict[str, str]:

@@ -8,6 +8,7 @@
     llm-connectors chat --base-url http://127.0.0.1:8000/v1 -m my-model "Hello"   a keyless local server
     llm-connectors describe mistral                  the service definition, as JSON
     llm-connectors fetch-model                       download the offline model (once)
+    llm-connectors batch submit items.jsonl -p claude --wait   a provider batch job (half price)
 
 Exit codes, so scripts can react: 0 done; 1 the provider failed (network, server error, rate
 limit, every provider of a chain failed) or an internal error; 2 a usage mistake (bad arguments,

@@ -89,6 +89,17 @@ def _parser() -> argparse.ArgumentParser:
                                                "parameters with types and ranges) as JSON.")
     describe.add_argument("provider", help="provider id (see `llm-connectors providers`)")
 
+    batch = commands.add_parser("batch", parents=[common], help="provider batch jobs: submit, status, results",
+                                description="Submit many chats as one provider batch job (about half price, results "
+                                            "within 24 h; Claude, OpenAI, Mistral), follow it and read its results.")
+    batch.add_argument("action", choices=("submit", "status", "results", "cancel", "list"))
+    batch.add_argument("target", nargs="?", help="submit: a JSONL file of items (custom_id, messages, options); "
+                                                 "status, results, cancel: the job id")
+    _provider_options(batch)
+    batch.add_argument("--wait", action="store_true", help="submit, status: poll until the job ends (with progress)")
+    batch.add_argument("--poll", type=_seconds, default=30.0, help="seconds between polls while waiting (30)")
+    batch.add_argument("--json", action="store_true", help="machine-readable job status")
+
     fetch = commands.add_parser("fetch-model", parents=[common],
                                 help="download the offline model (SmolLM2-135M-Instruct, 98 MB) once",
                                 description="Download the default model of the `local` provider into the cache "

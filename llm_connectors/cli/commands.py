@@ -1,4 +1,5 @@
-"""The command line's commands: ``providers``, ``chat``, ``models``, ``embed``, ``describe``, ``fetch-model``.
+"""The command line's commands: ``providers``, ``chat``, ``models``, ``embed``, ``describe``, ``fetch-model``
+(and ``batch``, in :mod:`.batch`).
 
 Each is a coroutine taking the parsed arguments, stdout and stderr, and returning an exit code;
 :data:`COMMANDS` maps a command's name to it. Failures are raised, for :mod:`.errors` to report.
@@ -17,6 +18,7 @@ import anyio
 
 from ..errors import LLMConnectorError
 from .arguments import check_provider, chosen_model, parse_options, read_stdin
+from .batch import batch
 from .connection import address_source, connected, endpoint
 from .errors import EXIT_NOT_CONFIGURED, EXIT_OK, UsageError, redact
 from .output import Progress, dump, line_width, paint, table, write_wrapped
@@ -209,5 +211,5 @@ async def _fetch_model(args: argparse.Namespace, out: IO[str], err: IO[str]) -> 
 #: Each command's coroutine, by the name typed on the command line.
 COMMANDS: dict[str, Callable[[argparse.Namespace, IO[str], IO[str]], Awaitable[int]]] = {
     "providers": _providers, "chat": _chat, "models": _models, "embed": _embed, "describe": _describe,
-    "fetch-model": _fetch_model,
+    "fetch-model": _fetch_model, "batch": batch,
 }

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, TypeVar
 
 from .. import catalog
 from .._env import settings_from_env
-from .._secrets import Secret, check_header_value
+from .._secrets import Secret, check_header_value, check_headers
 from ..base import BaseConnector
 from ..definition import AuthSpec, Capability, ParameterDefinition, ServiceDefinition, common_parameters
 from ..errors import (
@@ -33,6 +33,7 @@ from ..requests import ChatRequest, HTTPRequest
 from ..stream import StreamDecoder
 from ..types import ChatResponse, Message, MessageInput, ModelInfo, OptionRule, Usage
 from ..wire.shapes import conform
+from .claude_batches import ClaudeBatches
 from .claude_messages import Blocks, translate_messages
 from .claude_models import ModelPage, TokenCount, parse_model_page
 from .claude_request import (
@@ -169,7 +170,11 @@ class ClaudeConnector(BaseConnector):
             raise ConfigurationError(
                 "Anthropic Claude needs credentials: pass api_key=... or auth_token=..., "
                 f"or set {CLAUDE.auth.env_var} or {AUTH_TOKEN_ENV}", provider=provider)
+        if headers is not None and not isinstance(headers, Mapping):
+            raise ConfigurationError(f"headers must be a dict of header names to values, got {type(headers).__name__}",
+                                     provider=provider)
         extra = dict(headers or {})
+        check_headers(extra)
         in_headers = [extra.pop(name) for name in list(extra) if name.lower() == "anthropic-version"]
         self.api_version: str = _api_version(api_version, in_headers, provider)
         self._facts: dict[str, tuple[ModelInfo | None, ModelFacts]] = {}
@@ -348,6 +353,10 @@ class ClaudeConnector(BaseConnector):
 
     def create_stream_decoder(self, request: ChatRequest) -> StreamDecoder:
         return ClaudeStreamDecoder(self.provider, request.model, self.error_from_payload)
+
+    def batch_translator(self) -> ClaudeBatches:
+        """Message Batches (``/v1/messages/batches``): ``submit_batch`` and friends."""
+        return ClaudeBatches(self)
 
     # -- token counting (BaseConnector.count_tokens sends it) ------------------------------------
 

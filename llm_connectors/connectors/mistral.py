@@ -40,6 +40,7 @@ from ..types import ChatChunk, ChatResponse, Message, MessageInput, ReasoningBlo
 from ..wire import jsonio as _json
 from ..wire.classify import ErrorInfo
 from ..wire.framing import SSEEvent
+from .mistral_batches import MistralBatches
 from .openai_compat import OpenAICompatibleConnector
 from .openai_parse import OpenAIStreamDecoder, first_choice, thinking_blocks, thinking_text
 
@@ -280,6 +281,10 @@ class MistralConnector(OpenAICompatibleConnector):
         return {"type": "content", "content": content}
 
     # -- chat ---------------------------------------------------------------------------------
+
+    def batch_translator(self) -> MistralBatches:
+        """Batch jobs (``/v1/batch/jobs``): ``submit_batch`` and friends."""
+        return MistralBatches(self)
 
     def build_chat_request(self, request: ChatRequest) -> HTTPRequest:
         http_request = super().build_chat_request(request)

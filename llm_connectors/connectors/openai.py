@@ -36,6 +36,7 @@ from ..requests import ChatRequest, HTTPRequest
 from ..stream import StreamDecoder
 from ..types import ChatResponse, MessageInput, ModelInfo, OptionRule
 from ..wire.data_urls import parse_data_url
+from .openai_batches import OpenAIBatches
 from .openai_compat import OpenAICompatibleConnector
 from .openai_responses import (
     RESPONSES_RULES,
@@ -150,6 +151,9 @@ class OpenAIConnector(OpenAICompatibleConnector):
         if api not in _APIS:
             raise ConfigurationError(f"api must be one of {', '.join(map(repr, _APIS))}, got {str(api)[:40]!r}")
         self.api: str = api
+        if headers is not None and not isinstance(headers, Mapping):
+            raise ConfigurationError(f"headers must be a dict of header names to values, got {type(headers).__name__}",
+                                     provider=kwargs.get("provider_id") or OPENAI.id)
         merged = dict(headers or {})
         if organization:
             merged["openai-organization"] = organization
@@ -267,6 +271,10 @@ class OpenAIConnector(OpenAICompatibleConnector):
                         provider=self.provider)
             params = {**params, "tools": [*params.get("tools", ()), *builtins]}
         return params
+
+    def batch_translator(self) -> OpenAIBatches:
+        """The Batch API (``/v1/files`` + ``/v1/batches``): ``submit_batch`` and friends."""
+        return OpenAIBatches(self)
 
     # -- the Responses dialect (the request type says which API a prepared call uses) --------------------
 

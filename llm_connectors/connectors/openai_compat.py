@@ -172,8 +172,11 @@ class OpenAICompatibleConnector(BaseConnector):
         reasoning += reasoning_field(message)
         calls = [self.parse_tool_call(c, i) for i, c in enumerate(message.get("tool_calls") or ())]
         native = choice.get("finish_reason")
-        finish = normalize_finish_reason(native)
         refusal = message.get("refusal")
+        if native is None and not (text or calls or reasoning or refusal):  # as the stream decoder rules
+            raise ProtocolError("the chat response has no text, no tool call and no finish_reason",
+                                provider=self.provider)
+        finish = normalize_finish_reason(native)
         if refusal:  # text after any content, as a stream of the same answer delivers it
             if not text:
                 finish = "content_filter"
@@ -220,9 +223,7 @@ class OpenAICompatibleConnector(BaseConnector):
         if len(items) != len(request.inputs):
             raise ProtocolError(f"embedding response has {len(items)} vectors for {len(request.inputs)} inputs",
                                 provider=self.provider)
-        ordered = sorted(items, key=lambda item: item.get("index", 0)) \
-            if any("index" in item for item in items) else items
-        vectors = [_vector(item.get("embedding"), self.provider) for item in ordered]
+        vectors = [_vector(item.get("embedding"), self.provider) for item in _in_input_order(items, self.provider)]
         return EmbeddingResponse(
             embeddings=vectors,
             model=data.get("model") or request.model,
@@ -245,7 +246,20 @@ class OpenAICompatibleConnector(BaseConnector):
         return models, None
 
 
+def _in_input_order(items: list[Any], provider: str) -> list[Any]:
+    """The items by their ``index``: all or none must have one, each input's exactly once (never a guess)."""
+    indexes = [item.get("index") for item in items]
+    if all(index is None for index in indexes):
+        return items
+    if sorted(i if isinstance(i, int) and not isinstance(i, bool) else -1 for i in indexes) != list(range(len(items))):
+        raise ProtocolError(f"embedding indexes {str(indexes)[:80]} do not number the {len(items)} inputs "
+                            "once each", provider=provider)
+    return sorted(items, key=lambda item: item["index"])
+
+
 def _vector(value: Any, provider: str) -> list[float]:
+    if value in ([], ""):
+        raise ProtocolError("the server returned an empty embedding vector", provider=provider)
     if isinstance(value, list):
         if value and isinstance(value[0], list):
             # Some servers (llama.cpp's, for chat models) return one vector per *token*.

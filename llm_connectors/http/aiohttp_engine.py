@@ -139,8 +139,9 @@ class AiohttpEngine(_Session, Engine):
             mapped = _mapped(exc)
             if mapped is exc:
                 raise
-            raise mapped from exc
-        return _AiohttpResponse(response)
+        else:
+            return _AiohttpResponse(response)
+        raise mapped  # outside the handler: not chained to aiohttp's error (_mapped says why)
 
     def _target(self, url: str, params: Mapping[str, str] | None) -> tuple[Any, str]:
         from yarl import URL
@@ -161,7 +162,11 @@ def _refuse_non_ascii(headers: Mapping[str, str]) -> None:
 
 
 def _mapped(exc: Exception) -> Exception:
-    """An aiohttp failure as the httpx exception httpx's own engine would raise; anything else as is."""
+    """An aiohttp failure as the httpx exception httpx's own engine would raise; anything else as is.
+
+    The mapped error is raised outside the ``except`` block, so it is neither the cause nor the
+    context of aiohttp's: some of those (``ClientResponseError``) hold the request, and their repr
+    shows its headers, the API key among them. The message (``str`` of aiohttp's error) is kept."""
     import aiohttp
 
     return map_error(exc) if isinstance(exc, aiohttp.ClientError) else exc
@@ -196,7 +201,7 @@ class _AiohttpResponse(EngineResponse):
             mapped = _mapped(exc)
             if mapped is exc:
                 raise
-            raise mapped from exc
+        raise mapped  # outside the handler: not chained to aiohttp's error (_mapped says why)
 
     def at_end(self) -> bool:
         return self._content.at_eof()
@@ -245,13 +250,16 @@ class AiohttpTransport(_Session, httpx.AsyncBaseTransport):
             data = _RequestBody(request.stream)  # type: ignore[arg-type]
             headers = headers.copy()
             headers.pop("transfer-encoding", None)  # aiohttp frames streamed bodies itself
+        failure: httpx.TransportError | None = None
         try:
             response = await session.request(
                 request.method, URL(str(request.url), encoded=True), headers=headers.multi_items(), data=data,
                 allow_redirects=False, timeout=self._timeout(request.extensions.get("timeout")),
             )
         except aiohttp.ClientError as exc:
-            raise map_error(exc, request) from exc
+            failure = map_error(exc, request)
+        if failure is not None:
+            raise failure  # outside the handler: not chained to aiohttp's error (_mapped says why)
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
         if response.reason:
             extensions["reason_phrase"] = response.reason.encode("ascii", "replace")
@@ -277,10 +285,13 @@ class _ResponseStream(httpx.AsyncByteStream):
     async def __anext__(self) -> bytes:
         import aiohttp
 
+        failure: httpx.TransportError | None = None
         try:
             chunk = await self._response.content.read(READ_SIZE)
         except aiohttp.ClientError as exc:
-            raise map_error(exc, self._request) from exc
+            failure = map_error(exc, self._request)
+        if failure is not None:
+            raise failure  # outside the handler: not chained to aiohttp's error (_mapped says why)
         if not chunk:
             raise StopAsyncIteration
         return chunk
@@ -328,4 +339,19 @@ def map_error(exc: BaseException, request: httpx.Request | None = None) -> httpx
         error = httpx.ReadError  # reset or broken pipe on an established connection
     else:
         error = httpx.TransportError
-    return error(message, request=request)
+    mapped = error(message, request=request)
+    mapped.__cause__ = _ssl_reason(exc)  # kept for the TLS classification; aiohttp's own error is not chained
+    return mapped
+
+
+def _ssl_reason(exc: BaseException) -> BaseException | None:
+    """The ``ssl`` module's own error behind an aiohttp failure, if any: it carries OpenSSL's reason and
+    nothing of the request (aiohttp's exceptions may hold the request, headers included)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(seen) < 16:
+        if isinstance(current, ssl.SSLError) and type(current).__module__ == "ssl":
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None

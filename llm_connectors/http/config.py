@@ -65,8 +65,22 @@ class HTTPConfig:
         """Check every connection setting; raise :class:`ConfigurationError` for the first bad one."""
         checked_url = check_base_url(base_url or default_base_url, allow_insecure_http=allow_insecure_http,
                                      allow_private_network=allow_private_network, sends_credentials=sends_credentials)
+        if headers is not None and not isinstance(headers, Mapping):
+            raise ConfigurationError(f"headers must be a dict of header names to values, got {type(headers).__name__}",
+                                     provider=provider)
         extra_headers = dict(headers or {})
         check_headers(extra_headers)
+        flags = {"follow_redirects": follow_redirects, "log_payloads": log_payloads,
+                 "allow_insecure_http": allow_insecure_http, "allow_private_network": allow_private_network,
+                 "allow_unverified_tls": allow_unverified_tls}
+        for name, flag in flags.items():
+            if not isinstance(flag, bool):
+                raise ConfigurationError(f"{name} must be True or False, got {type(flag).__name__}", provider=provider)
+        if pool is not None and not isinstance(pool, PoolLimits):
+            raise ConfigurationError(f"pool must be lc.PoolLimits(...), got {type(pool).__name__}", provider=provider)
+        if transport is not None and not isinstance(transport, (str, httpx.AsyncBaseTransport)):
+            raise ConfigurationError(f"transport must be 'httpx', 'aiohttp', 'auto' or an httpx transport, got "
+                                     f"{type(transport).__name__}", provider=provider)
         tls = TLSVerify.coerce(verify, allow_unverified_tls=allow_unverified_tls)
         if http_client is not None and tls is not DEFAULT_TLS:
             raise ConfigurationError("verify= configures the connector's own client; with http_client=, set it "

@@ -192,7 +192,7 @@ class HTTPSender:
             headers.update(request.headers)
         headers["accept-encoding"] = "identity" if stream else ACCEPT_ENCODING
         if request.json is None:
-            return headers, None
+            return headers, request.content
         content = jsonio.dumps(request.json)
         headers["content-type"] = "application/json"
         if self.config.log_payloads:
@@ -268,9 +268,6 @@ class HTTPSender:
             else NDJSONDecoder(max_line=bound, provider=self.provider))
         feed = decoder.feed
         frame = framer.feed
-        encoding = content_encoding(response)
-        inflate = (None if encoding is None
-                   else BoundedDecoder(encoding, MAX_COMPRESSED_STREAM_BYTES, self.provider).feed)
         now = loop_clock()
         timeouts = self.config.timeouts
         read_deadline = deadline
@@ -283,7 +280,10 @@ class HTTPSender:
         trusted_reads = self.engine().enforces_timeouts
         idle = timeouts.read
         reader = reader_of(response)
-        try:
+        try:  # from here on, however it ends, the response is closed (an unaccepted encoding included)
+            encoding = content_encoding(response)
+            inflate = (None if encoding is None
+                       else BoundedDecoder(encoding, MAX_COMPRESSED_STREAM_BYTES, self.provider).feed)
             while True:
                 try:
                     if read_deadline is None:
@@ -332,11 +332,14 @@ class HTTPSender:
         wire = self.wire
         request_id = first_header(headers, wire.request_id_headers)
         if status < 400:
-            location = httpx.URL(headers.get("location", "")).host or "another address"
-            return ConfigurationError(
-                f"the server answered {status} (a redirect to {location}); redirects are not followed. "
+            try:
+                location = httpx.URL(headers.get("location", "")).host or "another address"
+            except httpx.InvalidURL:  # whatever the server sent, the error is ours to name
+                location = "an address that is not a URL"
+            return self.scrubbed(ConfigurationError(
+                f"the server answered {status} (a redirect to {location[:200]}); redirects are not followed. "
                 "Set base_url to the final address, or pass follow_redirects=True.", provider=self.provider,
-                status_code=status, request_id=request_id)
+                status_code=status, request_id=request_id))
         info = wire.parse_error(status, body)
         err = classify(status, info, headers, provider=self.provider, request_id=request_id, codes=wire.error_codes)
         return self.scrubbed(err)
@@ -351,6 +354,8 @@ class HTTPSender:
                 err.args = (message,)
             if err.request_id:  # a server may echo anything into a request-id header
                 err.request_id = scrub(err.request_id, held)
+            if err.code:  # ... or into an error code or type
+                err.code = scrub(err.code, held)
         return err
 
     def _log_payload(self, what: str, path: str, body: bytes) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import ssl
 import sys
@@ -28,6 +27,9 @@ BODY_BYTES_RANGE = (64 << 10, 1 << 30)
 MAX_ERROR_BODY_BYTES = 64 << 10
 
 
+#: The longest timeout accepted: a week. Anything longer is a mistake, and inf would disarm every deadline.
+MAX_TIMEOUT = 7 * 24 * 3600.0
+
 @dataclass(frozen=True, slots=True)
 class Timeouts:
     """Time limits for one call, in seconds. ``None`` never means "forever" here.
@@ -52,10 +54,10 @@ class Timeouts:
             value = getattr(self, name)
             if value is None and name == "first_token":
                 continue
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0 \
-                    or math.isinf(value):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < MAX_TIMEOUT:
                 raise ConfigurationError(
-                    f"Timeouts.{name} must be a positive number of seconds, got {value!r}"
+                    f"Timeouts.{name} must be a positive number of seconds under {MAX_TIMEOUT:g} (a week), "
+                    f"got {str(value)[:40]}"
                 )
 
     @classmethod
@@ -66,6 +68,9 @@ class Timeouts:
         if isinstance(value, Timeouts):
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not 0 < value < MAX_TIMEOUT:  # before float(): a huge int does not fit one
+                raise ConfigurationError(f"timeout must be a positive number of seconds under {MAX_TIMEOUT:g} "
+                                         f"(a week), got {str(value)[:40]}")
             total = float(value)
             default = cls()
             return cls(total=total, connect=min(default.connect, total), read=min(default.read, total),

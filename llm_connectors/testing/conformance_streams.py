@@ -102,7 +102,7 @@ class StreamConformance(ConformanceBase):
         assert (whole.usage.input_tokens, whole.usage.output_tokens) == (13, 8)
         assert_same_response(streamed, whole)
         first, second = fake_server.requests
-        assert second.path == first.path
+        assert wire_kit.same_endpoint(first.path, second.path)
         self._check_auth(conn, second)
 
     @pytest.mark.parametrize("scenario", STREAM_SCENARIOS[:2], ids=[s.name for s in STREAM_SCENARIOS[:2]])

@@ -64,6 +64,11 @@ class WireKit(abc.ABC):
         kwargs.setdefault("circuit_breaker", False)
         return cls(base_url=base_url + self.base_path, **kwargs)
 
+    def same_endpoint(self, chat_path: str, stream_path: str) -> bool:
+        """Whether a streamed call's path fits the non-streamed one's (the same, unless the API
+        names streaming in the path, as Gemini's ``:streamGenerateContent`` does)."""
+        return chat_path == stream_path
+
     @abc.abstractmethod
     def chat_reply(self, text: str, *, tool_calls: Sequence[ToolCall] = (), input_tokens: int = 7,
                    output_tokens: int = 3, finish: Finish = "stop") -> Reply:

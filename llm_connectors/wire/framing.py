@@ -151,21 +151,34 @@ class SSEDecoder:
 class NDJSONDecoder:
     """Incremental newline-delimited JSON parser (Ollama's stream format)."""
 
-    __slots__ = ("_lines", "provider")
+    __slots__ = ("_error", "_lines", "provider")
 
     def __init__(self, *, max_line: int = MAX_LINE_BYTES, provider: str | None = None) -> None:
         self._lines = _LineSplitter(max_line)
         self.provider = provider
+        self._error: ProtocolError | None = None
 
     def feed(self, data: bytes) -> list[Any]:
+        """The objects of the complete lines so far. A bad line after good ones in the same read is
+        raised on the next call: the good ones reach the caller first, however the bytes were split."""
+        if self._error is not None:
+            raise self._error
         out = []
         for line in self._lines.feed(data):
             if line.strip():
-                out.append(_json.loads(line, provider=self.provider, what="stream line"))
+                try:
+                    out.append(_json.loads(line, provider=self.provider, what="stream line"))
+                except ProtocolError as exc:
+                    if not out:
+                        raise
+                    self._error = exc
+                    break
         return out
 
     def close(self) -> list[Any]:
         """Return a last object sent without a trailing newline; raise if it is cut short."""
+        if self._error is not None:
+            raise self._error
         rest = self._lines.pending
         self._lines = _LineSplitter(self._lines.max_line)
         if not rest.strip():

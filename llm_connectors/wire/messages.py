@@ -75,6 +75,9 @@ def _build(index: int, provider: str, role: Any, content: Any, name: Any, tool_c
         check_text(name, f"{where}.name", provider)
     calls: tuple[ToolCall, ...] = ()
     if tool_calls:
+        if not isinstance(tool_calls, (list, tuple)):
+            raise InvalidRequestError(f"{where}: tool_calls must be a list of tool calls, got "
+                                      f"{type(tool_calls).__name__}", provider=provider)
         if role != "assistant":
             raise InvalidRequestError(f"{where}: only assistant messages carry tool_calls", provider=provider)
         calls = tuple(_tool_call(c, f"{where}.tool_calls[{i}]", provider) for i, c in enumerate(tool_calls))
@@ -84,6 +87,7 @@ def _build(index: int, provider: str, role: Any, content: Any, name: Any, tool_c
                 f"{where}: a tool message needs tool_call_id, the id of the call it answers",
                 provider=provider,
             )
+        check_text(tool_call_id, f"{where}.tool_call_id", provider)
     elif tool_call_id is not None:
         raise InvalidRequestError(f"{where}: only tool messages carry tool_call_id", provider=provider)
     if not isinstance(is_error, bool):
@@ -149,9 +153,9 @@ def _image(image: Any, at: str, provider: str) -> dict[str, Any]:
             "{'type': 'image_url', 'image_url': {'url': 'https://... or data:image/png;base64,...'}}",
             provider=provider,
         )
-    _check_image_url(image["url"], at, provider)
+    url = _check_image_url(image["url"], at, provider)
     check_json_value(image, f"{at}.image_url", provider)
-    return dict(image)
+    return {**image, "url": url}
 
 
 def _file(file: Any, at: str, provider: str) -> dict[str, Any]:
@@ -190,19 +194,22 @@ def _check_document_data(url: str, at: str, provider: str) -> None:
     _check_base64(data, at, provider)
 
 
-def _check_image_url(url: str, where: str, provider: str) -> None:
-    """An http(s) URL, or a ``data:`` URL of an image whose data decodes (checked now, not by the provider)."""
+def _check_image_url(url: str, where: str, provider: str) -> str:
+    """An http(s) URL, or a ``data:`` URL of an image whose data decodes (checked now, not by the provider).
+    A percent-encoded data URL (RFC 2397 allows one) comes back as base64, the form every provider takes."""
     if url.startswith(("http://", "https://")):
         check_text(url, f"{where} url", provider)
-        return
+        return url
     data = parse_data_url(url)
     if data is None:
         raise InvalidRequestError(f"{where}: image url must be http(s) or a data: URL", provider=provider)
     media_type = data.media_type.strip().lower()
-    if media_type and not media_type.startswith("image/"):
-        raise InvalidRequestError(f"{where}: a data: URL of type {media_type[:40]!r} is not an image; use "
-                                  "data:image/png;base64,... (or jpeg, gif, webp)", provider=provider)
+    if not media_type.startswith("image/"):
+        raise InvalidRequestError(f"{where}: an image data: URL names its image type, like "
+                                  f"data:image/png;base64,... (or jpeg, gif, webp); got {url[:40]!r}...",
+                                  provider=provider)
     _check_base64(data, where, provider)
+    return url if data.is_base64 else f"data:{media_type};base64,{data.base64_data()}"
 
 
 def _check_base64(data: DataURL, where: str, provider: str) -> None:
@@ -216,6 +223,10 @@ def _check_base64(data: DataURL, where: str, provider: str) -> None:
 
 def _tool_call(call: Any, where: str, provider: str) -> ToolCall:
     if isinstance(call, ToolCall):
+        if not isinstance(call.id, str) or not isinstance(call.name, str):
+            raise InvalidRequestError(f"{where}: a tool call needs a string 'id' and 'name'", provider=provider)
+        check_text(call.id, f"{where}.id", provider)
+        check_text(call.name, f"{where}.name", provider)
         check_json_value(call.arguments, f"{where}.arguments", provider)
         return call
     if not isinstance(call, Mapping):
@@ -228,6 +239,8 @@ def _tool_call(call: Any, where: str, provider: str) -> ToolCall:
         name, arguments = call.get("name"), call.get("arguments")
     if not isinstance(call_id, str) or not call_id or not isinstance(name, str) or not name:
         raise InvalidRequestError(f"{where}: a tool call needs a string 'id' and 'name'", provider=provider)
+    check_text(call_id, f"{where}.id", provider)
+    check_text(name, f"{where}.name", provider)
     if arguments is None:
         return ToolCall(id=call_id, name=name, arguments={})
     if isinstance(arguments, str):

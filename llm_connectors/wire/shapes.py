@@ -24,8 +24,9 @@ __all__ = ["Count", "Shape", "conform"]
 
 T = TypeVar("T")
 
-#: A token count or similar: an integer >= 0 (``true``, ``3.0``, ``"3"`` and ``-1`` are refused).
-Count = Annotated[int, msgspec.Meta(ge=0)]
+#: A token count or similar: an integer from 0 to 2**53 (``true``, ``3.0``, ``"3"`` and ``-1`` are refused, and so
+#: is a count no float holds exactly: a 400-digit "token count" is garbage, and cost estimates multiply floats).
+Count = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
 
 
 class Shape(msgspec.Struct):

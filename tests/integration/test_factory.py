@@ -14,12 +14,14 @@ import pytest
 
 import llm_connectors as lc
 from llm_connectors import factory, ids, registry
+from llm_connectors.connectors.presets import PRESETS
 from llm_connectors.testing import FakeServer
 from llm_connectors.testing.openai_wire import OpenAIFake
 
 pytestmark = pytest.mark.anyio
 KEY_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "OPENAI_API_KEY", "MISTRAL_API_KEY", "OLLAMA_HOST",
-            "OLLAMA_API_KEY", "LLM_CONNECTORS_PROVIDERS", "OPENAI_BASE_URL")
+            "OLLAMA_API_KEY", "LLM_CONNECTORS_PROVIDERS", "OPENAI_BASE_URL", "GEMINI_API_KEY", "GOOGLE_API_KEY",
+            *(p.api_key_env for p in PRESETS.values() if p.api_key_env))
 
 
 @pytest.fixture(autouse=True)

@@ -26,6 +26,7 @@ from builders import build_connector
 
 import llm_connectors as lc
 from llm_connectors import factory, sync
+from llm_connectors.connectors.presets import PRESETS
 from llm_connectors.resilience import reset_shared_state
 from llm_connectors.testing import FakeServer, Reply, Request
 from llm_connectors.testing.openai_wire import OpenAIFake, openai_sse_events
@@ -36,7 +37,8 @@ FAST = lc.RetryPolicy(max_retries=2, initial_delay=0.01, max_delay=0.02, min_del
 PAUSE = 30.0  # a reply that stalls this long is only cut short by the client going away
 TIME_LIMIT = 10.0  # generous: the machine may be busy compiling in the background
 KEY_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "OPENAI_API_KEY", "MISTRAL_API_KEY", "OLLAMA_HOST",
-            "OLLAMA_API_KEY", "LLM_CONNECTORS_PROVIDERS", "OPENAI_BASE_URL")
+            "OLLAMA_API_KEY", "LLM_CONNECTORS_PROVIDERS", "OPENAI_BASE_URL", "GEMINI_API_KEY", "GOOGLE_API_KEY",
+            *(p.api_key_env for p in PRESETS.values() if p.api_key_env))
 
 
 @pytest.fixture(autouse=True)

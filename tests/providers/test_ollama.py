@@ -347,7 +347,7 @@ async def test_remote_image_url_is_refused_before_io(mock: respx.MockRouter, url
 
 @pytest.mark.parametrize(("url", "error"), [
     ("data:image/png;base64,***", "not valid base64"),
-    ("data:text/plain;base64,aGk=", "not an image"),
+    ("data:text/plain;base64,aGk=", "names its image type"),
     ("data:image/png;base64,", "no data"),
 ])
 async def test_bad_data_urls(mock: respx.MockRouter, url: str, error: str) -> None:

@@ -67,7 +67,8 @@ def test_messages_of_the_wrong_kind(messages: Any) -> None:
     (LONE, "lone surrogate"),
     ([{"type": "text", "text": LONE}], r"content\[0\].text holds a lone surrogate"),
     ([{"type": "image_url", "image_url": {"url": "data:image/png;base64,@@@"}}], "not valid base64"),
-    ([{"type": "image_url", "image_url": {"url": "data:text/plain;base64,aGk="}}], "is not an image"),
+    ([{"type": "image_url", "image_url": {"url": "data:text/plain;base64,aGk="}}], "names its image type"),
+    ([{"type": "image_url", "image_url": {"url": "data:;base64,aGk="}}], "names its image type"),
     ([{"type": "image_url", "image_url": {"url": "data:image/png;base64,"}}], "holds no data"),
     ([{"type": "image_url", "image_url": {"url": "ftp://x/y.png"}}], "http\\(s\\) or a data: URL"),
 ])

@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("wire", ("wire", "wire.*")),
     ("services", ("http", "http.*", "observe", "observe.*", "resilience", "resilience.*")),
     ("pipeline", ("pipeline",)),
-    ("connector", ("base", "_batch", "options")),
+    ("connector", ("base", "_batch", "batches", "options")),
     ("providers", ("connectors", "connectors.*", "local", "local.*")),
     ("assembly", ("registry", "factory", "fallback")),
     ("facade", ("", "__main__", "cli", "cli.*", "sync")),

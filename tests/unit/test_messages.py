@@ -122,3 +122,10 @@ def test_cache_markers_on_parts() -> None:
             norm([{"role": "user", "content": [{"type": "text", "text": "x", "cache_control": bad}]}])
     with pytest.raises(InvalidRequestError, match="unknown keys"):
         norm([{"role": "user", "content": [{"type": "text", "text": "x", "cache": {"type": "ephemeral"}}]}])
+
+
+def test_a_percent_encoded_image_data_url_becomes_base64() -> None:
+    """RFC 2397 allows percent-encoded data; providers take base64, so the URL is rewritten once, here."""
+    svg = "data:image/svg+xml,%3Csvg%2F%3E"
+    (message,) = norm([{"role": "user", "content": [{"type": "image_url", "image_url": svg}]}])
+    assert message.content == [{"type": "image_url", "image_url": {"url": "data:image/svg+xml;base64,PHN2Zy8+"}}]

@@ -120,7 +120,6 @@ CHAT: list[Bad] = [
     _m("image-not-image", _image("data:text/plain;base64,aGVsbG8=")),
     _m("image-empty-data", _image("data:image/png;base64,")),
     _m("image-no-media-type", _image("data:;base64,aGVsbG8=")),
-    _m("image-not-base64-flag", _image("data:image/png,rawbytes")),
     _m("image-url-int", _image(5)), _m("image-url-None", _image(None)), _m("image-url-empty", _image("")),
     _m("image-url-bytes", _image(IMAGE.encode())),
     _m("image-url-javascript", _image("javascript:alert(1)")),
