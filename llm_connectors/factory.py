@@ -214,11 +214,15 @@ def _provider_overrides(value: Any) -> dict[str, dict[str, Any]]:
 
 def auto_order() -> list[str]:
     """The providers ``auto`` tries when ``LLM_CONNECTORS_PROVIDERS`` is unset: the built-in five (Gemini last), then
-    the presets in table order (cloud ones count with their key set, local ones when a probe finds
-    them), then the in-process model when it is installed."""
+    Azure OpenAI when AZURE_OPENAI_API_KEY and AZURE_OPENAI_ENDPOINT are both set, then the presets in table
+    order (cloud ones count with their key set, local ones when a probe finds them), then the in-process
+    model when it is installed."""
+    from .connectors.azure_openai import configured_in_env
     from .connectors.presets import PRESETS
 
     order = [*DEFAULT_AUTO_ORDER, *PRESETS]
+    if configured_in_env():  # Azure joins only with its key and endpoint, after the built-in five
+        order.insert(len(DEFAULT_AUTO_ORDER), "azure_openai")
     if "local" in provider_ids() and _local_available():
         order.append("local")
     return order

@@ -25,6 +25,7 @@ __all__ = [
 
 #: Built-ins by import path, so `import llm_connectors` imports no provider module.
 BUILTINS: dict[str, str] = {
+    "azure_openai": "llm_connectors.connectors.azure_openai:AzureOpenAIConnector",
     "claude": "llm_connectors.connectors.claude:ClaudeConnector",
     "gemini": "llm_connectors.connectors.gemini:GeminiConnector",
     "local": "llm_connectors.connectors.local:LocalConnector",

@@ -35,8 +35,10 @@ CAPTURES: dict[str, tuple[str, str, dict[str, str]]] = {
     "ollama": ("ollama", "capture.py", {}),
     "google-genai": ("gemini", "capture.py", {}),
 }
+#: Further capture sets of one SDK (Azure OpenAI is the openai SDK's AzureOpenAI client).
+ALSO: dict[str, tuple[tuple[str, str, dict[str, str]], ...]] = {"openai": (("azure_openai", "capture.py", {}),)}
 EXTRA_TOOLS = ("respx",)  # the ollama capture mocks its client with respx
-SCRUBBED = ("ANTHROPIC_", "OPENAI_", "MISTRAL_", "OLLAMA_", "GEMINI_", "GOOGLE_")
+SCRUBBED = ("ANTHROPIC_", "OPENAI_", "AZURE_OPENAI_", "MISTRAL_", "OLLAMA_", "GEMINI_", "GOOGLE_")
 
 
 def pins() -> dict[str, str]:
@@ -91,22 +93,22 @@ def main() -> int:
         if dist not in CAPTURES:
             problems.append(f"{dist}: pinned in {REQUIREMENTS.name} but no capture script is known")
             continue
-        folder, script, extra_env = CAPTURES[dist]
-        here = FIXTURES / folder / "sdk_requests"
-        committed = here / f"{dist}-{version}"
-        if not committed.is_dir():
-            problems.append(f"{dist}=={version}: no captures in {committed.relative_to(ROOT)}; run {script}")
-            continue
-        with tempfile.TemporaryDirectory() as scratch:
-            fresh = Path(scratch) / committed.name
-            result = subprocess.run([str(python), str(here / script), str(fresh)], cwd=here,
-                                    env={**env, **extra_env}, capture_output=True, text=True, check=False)
-            if result.returncode != 0:
-                problems.append(f"{dist}=={version}: {script} failed:\n{result.stderr[-2000:]}")
+        for folder, script, extra_env in (CAPTURES[dist], *ALSO.get(dist, ())):
+            here = FIXTURES / folder / "sdk_requests"
+            committed = here / f"{dist}-{version}"
+            if not committed.is_dir():
+                problems.append(f"{dist}=={version}: no captures in {committed.relative_to(ROOT)}; run {script}")
                 continue
-            found = compare(committed, fresh)
-        checked += len(list(committed.glob("*.json")))
-        problems += found
+            with tempfile.TemporaryDirectory() as scratch:
+                fresh = Path(scratch) / committed.name
+                result = subprocess.run([str(python), str(here / script), str(fresh)], cwd=here,
+                                        env={**env, **extra_env}, capture_output=True, text=True, check=False)
+                if result.returncode != 0:
+                    problems.append(f"{dist}=={version}: {script} failed:\n{result.stderr[-2000:]}")
+                    continue
+                found = compare(committed, fresh)
+            checked += len(list(committed.glob("*.json")))
+            problems += found
     for line in problems:
         print("drift:", line, file=sys.stderr)
     print(f"{checked} captured requests checked against {len(pins())} pinned SDKs; {len(problems)} changed")
