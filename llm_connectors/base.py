@@ -22,7 +22,6 @@ from . import catalog
 from ._batch import BatchItem, BatchResult, ProgressCallback, run_chat_batch
 from ._env import settings_from_env
 from ._secrets import Secret
-from .batches import BatchClient, BatchJob, BatchTranslator, prepare_items
 from .catalog import checks as catalog_checks
 from .definition import RESERVED_OPTIONS, Capability, ServiceDefinition, unknown_option_error
 from .errors import (
@@ -50,6 +49,8 @@ from .wire.messages import has_parts, normalize_messages
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
+
+    from .batches import BatchClient, BatchJob, BatchTranslator
 
 __all__ = ["BaseConnector"]
 
@@ -325,6 +326,8 @@ class BaseConnector(abc.ABC):
         :meth:`generate_chat`. Every item is validated and its body built before anything is sent.
         Raises :class:`UnsupportedCapabilityError` (before I/O) where the provider has no batch API.
         """
+        from .batches import prepare_items  # batch jobs are rare: their module loads on first use
+
         client = self._batch_client()
         prepared = prepare_items(items, client.translator, self.provider,
                                  lambda model, messages, options: self.prepare_chat(model, messages, options,
@@ -341,6 +344,8 @@ class BaseConnector(abc.ABC):
         return self._batch_client().iterate()
 
     def _batch_client(self) -> BatchClient:
+        from .batches import BatchClient
+
         translator = self.batch_translator()
         if translator is None:
             raise self._unsupported("batches", "provider batch jobs")

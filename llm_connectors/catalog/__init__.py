@@ -21,7 +21,6 @@ import os
 import re
 import threading
 from collections.abc import Iterable
-from importlib import resources
 from typing import Any
 
 import msgspec
@@ -130,6 +129,8 @@ def _read(text: bytes, where: str) -> CatalogFile:
 
 
 def _files() -> Iterable[tuple[bytes, str]]:
+    from importlib import resources  # ~8 ms to import: only when the catalog is first read
+
     for item in sorted(resources.files(__name__).iterdir(), key=lambda p: p.name):
         if item.name.endswith(".json") and item.name != "schema.json":
             yield item.read_bytes(), f"{item.name} (built in)"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from .. import catalog
 from .._env import settings_from_env
@@ -33,7 +33,6 @@ from ..requests import ChatRequest, HTTPRequest
 from ..stream import StreamDecoder
 from ..types import ChatResponse, Message, MessageInput, ModelInfo, OptionRule, Usage
 from ..wire.shapes import conform
-from .claude_batches import ClaudeBatches
 from .claude_messages import Blocks, translate_messages
 from .claude_models import ModelPage, TokenCount, parse_model_page
 from .claude_request import (
@@ -58,6 +57,9 @@ from .claude_stream import (
     read_message,
     require_answer,
 )
+
+if TYPE_CHECKING:
+    from .claude_batches import ClaudeBatches
 
 __all__ = ["ANTHROPIC_VERSION", "API_VERSIONS", "CLAUDE", "DEFAULT_MAX_TOKENS", "LEGACY_API_VERSION",
            "ClaudeConnector", "ModelPage"]
@@ -356,6 +358,8 @@ class ClaudeConnector(BaseConnector):
 
     def batch_translator(self) -> ClaudeBatches:
         """Message Batches (``/v1/messages/batches``): ``submit_batch`` and friends."""
+        from .claude_batches import ClaudeBatches  # loaded on first use: batch jobs are rare
+
         return ClaudeBatches(self)
 
     # -- token counting (BaseConnector.count_tokens sends it) ------------------------------------

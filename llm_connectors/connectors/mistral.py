@@ -28,7 +28,7 @@ import re
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
@@ -40,9 +40,11 @@ from ..types import ChatChunk, ChatResponse, Message, MessageInput, ReasoningBlo
 from ..wire import jsonio as _json
 from ..wire.classify import ErrorInfo
 from ..wire.framing import SSEEvent
-from .mistral_batches import MistralBatches
 from .openai_compat import OpenAICompatibleConnector
 from .openai_parse import OpenAIStreamDecoder, first_choice, thinking_blocks, thinking_text
+
+if TYPE_CHECKING:
+    from .mistral_batches import MistralBatches
 
 __all__ = ["MISTRAL", "MistralConnector", "MistralStreamDecoder", "mistral_tool_call_id"]
 
@@ -284,6 +286,8 @@ class MistralConnector(OpenAICompatibleConnector):
 
     def batch_translator(self) -> MistralBatches:
         """Batch jobs (``/v1/batch/jobs``): ``submit_batch`` and friends."""
+        from .mistral_batches import MistralBatches  # loaded on first use: batch jobs are rare
+
         return MistralBatches(self)
 
     def build_chat_request(self, request: ChatRequest) -> HTTPRequest:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import fields, replace
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from .. import catalog
 from .._secrets import check_headers
@@ -36,7 +36,6 @@ from ..requests import ChatRequest, HTTPRequest
 from ..stream import StreamDecoder
 from ..types import ChatResponse, MessageInput, ModelInfo, OptionRule
 from ..wire.data_urls import parse_data_url
-from .openai_batches import OpenAIBatches
 from .openai_compat import OpenAICompatibleConnector
 from .openai_responses import (
     RESPONSES_RULES,
@@ -46,6 +45,9 @@ from .openai_responses import (
     check_max_output_tokens,
 )
 from .openai_responses_stream import ResponsesStreamDecoder, parse_response
+
+if TYPE_CHECKING:
+    from .openai_batches import OpenAIBatches
 
 __all__ = ["OpenAIConnector"]
 
@@ -274,6 +276,8 @@ class OpenAIConnector(OpenAICompatibleConnector):
 
     def batch_translator(self) -> OpenAIBatches:
         """The Batch API (``/v1/files`` + ``/v1/batches``): ``submit_batch`` and friends."""
+        from .openai_batches import OpenAIBatches  # loaded on first use: batch jobs are rare
+
         return OpenAIBatches(self)
 
     # -- the Responses dialect (the request type says which API a prepared call uses) --------------------
