@@ -191,7 +191,15 @@ class NotFoundError(LLMConnectorError):
 
 
 class ContentFilterError(LLMConnectorError):
-    """The provider refused the request or the output on content-policy grounds."""
+    """The provider refused the request or the output on content-policy grounds.
+
+    ``categories`` names the policy categories the provider said it filtered on (Azure's
+    ``content_filter_result``, Gemini's safety ratings), where it says; empty otherwise.
+    """
+
+    def __init__(self, message: str, *, categories: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.categories = list(categories)
 
 
 class ProviderError(LLMConnectorError):

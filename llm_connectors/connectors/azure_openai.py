@@ -43,7 +43,6 @@ ENDPOINT_ENV = "AZURE_OPENAI_ENDPOINT"
 VERSION_ENV = "OPENAI_API_VERSION"
 _VERSION = re.compile(r"^[0-9A-Za-z.-]{1,40}$")
 _C = TypeVar("_C", bound="AzureOpenAIConnector")
-_FILTER_PREFIX = re.compile(r"^Azure content filter \[([a-z_, ]*)\]: ")
 
 AZURE_OPENAI = ServiceDefinition(
     id="azure_openai",
@@ -58,14 +57,8 @@ AZURE_OPENAI = ServiceDefinition(
 
 
 class AzureContentFilterError(ContentFilterError):
-    """Azure's content filter refused the prompt: a :class:`ContentFilterError` with ``categories``
-    (``hate``, ``jailbreak``, ``sexual``...: those with ``filtered: true``)."""
-
-    def __init__(self, message: str, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        # classify() builds errors from (message, codes) only: parse_error put the categories up front.
-        found = _FILTER_PREFIX.match(message)
-        self.categories: list[str] = [c for c in found.group(1).split(", ") if c] if found else []
+    """Azure's content filter refused the prompt: a :class:`ContentFilterError` whose ``categories``
+    are those with ``filtered: true`` (``hate``, ``jailbreak``, ``sexual``...)."""
 
 
 class AzureOpenAIConnector(OpenAIConnector):
@@ -175,13 +168,13 @@ class AzureOpenAIConnector(OpenAIConnector):
     # -- errors ---------------------------------------------------------------------------------------
 
     def parse_error(self, status: int, body: bytes) -> ErrorInfo:
-        """OpenAI's shape; a content-filter refusal gets its filtered categories put up front."""
+        """OpenAI's shape; a content-filter refusal also names its filtered categories."""
         info = super().parse_error(status, body)
         if "content_filter" not in info.codes:
             return info
         categories = filtered_categories(body)
         return ErrorInfo(f"Azure content filter [{', '.join(categories)}]: {info.message}", info.codes,
-                         info.request_id)
+                         info.request_id, tuple(categories))
 
 
 def configured_in_env(environ: Mapping[str, str] | None = None) -> bool:

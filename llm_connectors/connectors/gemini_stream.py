@@ -83,10 +83,6 @@ class GenerateContentResponse(Shape, rename="camel"):
 class SafetyBlockError(ContentFilterError):
     """A Gemini safety block: a :class:`ContentFilterError` with the harm categories it named."""
 
-    def __init__(self, message: str, *, categories: list[str], **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        self.categories = categories
-
 
 class GeminiTranslator(Protocol):
     @property

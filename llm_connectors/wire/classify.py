@@ -66,6 +66,7 @@ class ErrorInfo:
     message: str
     codes: tuple[str, ...] = ()
     request_id: str | None = None  # some bodies carry it (Anthropic, older Mistral 401s)
+    categories: tuple[str, ...] = ()  # content-policy categories, for a ContentFilterError
 
 
 def parse_error_body(status: int, body: bytes) -> ErrorInfo:
@@ -177,6 +178,8 @@ def classify(
         retry_after=parse_retry_after(headers),
         code=info.codes[0] if info.codes else None,
     )
+    if info.categories and isinstance(err, e.ContentFilterError):
+        err.categories = list(info.categories)
     if status == 409:
         err.breaker_failure = False  # a lock conflict, not a sick provider (RELIABILITY.md §1.7)
     return err

@@ -71,3 +71,15 @@ def test_all_providers_failed_summarises_causes() -> None:
     err = e.AllProvidersFailedError(causes)
     assert err.errors == causes and err.retry_after == 1.0 and err.status_code == 503
     assert "claude: RateLimitError: a" in str(err) and "openai: ProviderError: b" in str(err)
+
+
+def test_content_filter_categories_come_from_the_error_body_and_survive_pickling() -> None:
+    import pickle
+
+    from llm_connectors.wire.classify import ErrorInfo, classify
+
+    err = classify(400, ErrorInfo("filtered", ("content_filter",), categories=("hate", "violence")), {},
+                   provider="p", request_id=None, codes={"content_filter": lc.ContentFilterError})
+    assert isinstance(err, lc.ContentFilterError) and err.categories == ["hate", "violence"]
+    assert pickle.loads(pickle.dumps(err)).categories == ["hate", "violence"]
+    assert lc.ContentFilterError("x").categories == []
